@@ -1,0 +1,85 @@
+"""The ``cmdb-worker`` command line."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import TypeAdapter, ValidationError
+
+from rules.policy import Policy, PolicyError, load_policy
+from worker.logs import configure_logging, get_logger
+from worker.replay_command import run_replay
+
+DESCRIPTION = """\
+cmdb-worker keeps a CMDB dependency graph current from discovery, CI/CD and ITSM events, flags
+stale CIs and risky changes, correlates incidents with recent changes and files lessons.
+
+  replay   embedded mode: replay JSON-lines event files, no broker needed
+"""
+
+REPLAY_HELP = """\
+Replay one or more JSON-lines files through the worker, as if they had arrived on Kafka in that
+order. Each line is one message value (a CloudEvent or a CDEvent); a line may instead be
+{"key": ..., "headers": {...}, "value": ...} to carry binary-mode CloudEvents headers.
+A bad line never stops the replay: it is written to dead_letters.jsonl with its reason.
+
+Writes to --out: findings.jsonl, lessons.yaml, dead_letters.jsonl, cmdb.json (NetworkX
+node-link graph) and summary.json, and prints a summary table.
+"""
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        moment = TypeAdapter(datetime).validate_python(text)
+    except ValidationError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. 2026-11-20T10:00:00Z")
+    return moment
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cmdb-worker", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--log-level", default="INFO", help="log level (default: INFO)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    replay = commands.add_parser(
+        "replay", help="replay event files without a broker", description=REPLAY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    replay.add_argument("events", nargs="+", type=Path, metavar="EVENTS.jsonl")
+    replay.add_argument("--policy", type=Path, help="policy YAML (default: the packaged policy)")
+    replay.add_argument(
+        "--as-of", type=_timestamp, metavar="TIME",
+        help="judge staleness as of this RFC 3339 time (default: the latest event time)",
+    )
+    replay.add_argument(
+        "--out", type=Path, default=Path("out"), metavar="DIR", help="output directory (default: out)"
+    )
+    replay.add_argument("--quiet", action="store_true", help="no summary table on stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    log = get_logger("cmdb_worker.cli")
+    try:
+        policy = _policy(args.policy)
+    except PolicyError as error:
+        log.error("policy_refused", error=str(error))
+        print(f"cmdb-worker: {error}", file=sys.stderr)
+        return 2
+    return run_replay(policy, args.events, args.as_of, args.out, quiet=args.quiet)
+
+
+def _policy(path: Path | None) -> Policy:
+    return load_policy(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
