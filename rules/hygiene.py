@@ -46,8 +46,15 @@ def ci_duplicate_merged(
         f"{merged} is now an alias of {kept.id}",
     )
     return make_finding(
-        "ci_duplicate_merged", kept.id, "info", now, merged, [reason],
-        merged_id=merged, shared_identifiers=identifiers, aliases=sorted(kept.aliases),
+        "ci_duplicate_merged",
+        kept.id,
+        "info",
+        now,
+        merged,
+        [reason],
+        merged_id=merged,
+        shared_identifiers=identifiers,
+        aliases=sorted(kept.aliases),
     )
 
 
@@ -56,11 +63,18 @@ def relation_dangling(
 ) -> Finding:
     reason = Reason(
         code="target_retired",
-        detail=f"{pointing} {'/'.join(relation_types)} {target}, retired at {retired_at.isoformat()}",
+        detail=f"{pointing} {'/'.join(relation_types)} {target}, "
+        f"which was retired at {retired_at.isoformat()}",
     )
     return make_finding(
-        "relation_dangling", pointing, "warning", now, f"{target}@{retired_at.isoformat()}",
-        [reason], target=target, relation_types=relation_types,
+        "relation_dangling",
+        pointing,
+        "warning",
+        now,
+        f"{target}@{retired_at.isoformat()}",
+        [reason],
+        target=target,
+        relation_types=relation_types,
     )
 
 
@@ -74,6 +88,13 @@ def ci_missing_from_scan(
         f"not in its scan started {started_at.isoformat()}",
     )
     return make_finding(
-        "ci_missing_from_scan", record.id, "warning", now, f"{source}@{started_at.isoformat()}",
-        [reason], source=source, scan_started_at=started_at, last_seen_by_source=seen,
+        "ci_missing_from_scan",
+        record.id,
+        "warning",
+        now,
+        f"{source}@{started_at.isoformat()}",
+        [reason],
+        source=source,
+        scan_started_at=started_at,
+        last_seen_by_source=seen,
     )

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 from rules.findings import make_finding
 from rules.policy import Policy
-from schemas.findings import Finding, Reason
+from schemas.findings import Finding, Reason, Severity
 from schemas.records import CIRecord
 
 
@@ -31,11 +31,19 @@ def ci_stale(policy: Policy, record: CIRecord, now: datetime) -> Finding:
         detail=f"last seen {last_seen.isoformat()}, {_human(now - last_seen)} ago; "
         f"max age for type {record.type!r} is {_human(max_age)}",
     )
-    severity = "critical" if record.criticality == 1 else "warning"
+    severity: Severity = "critical" if record.criticality == 1 else "warning"
     return make_finding(
-        "ci_stale", record.id, severity, now, last_seen.isoformat(), [reason],
-        last_seen=last_seen, max_age_seconds=max_age.total_seconds(),
-        sources=sorted(record.seen_by), owner=record.owner, criticality=record.criticality,
+        "ci_stale",
+        record.id,
+        severity,
+        now,
+        last_seen.isoformat(),
+        [reason],
+        last_seen=last_seen,
+        max_age_seconds=max_age.total_seconds(),
+        sources=sorted(record.seen_by),
+        owner=record.owner,
+        criticality=record.criticality,
     )
 
 
@@ -44,8 +52,14 @@ def ci_stale_resolved(record: CIRecord, now: datetime, seen_by: str) -> Finding:
     assert last_seen is not None
     reason = Reason(code="seen_again", detail=f"observed by {seen_by} at {last_seen.isoformat()}")
     return make_finding(
-        "ci_stale_resolved", record.id, "info", now, last_seen.isoformat(), [reason],
-        last_seen=last_seen, seen_by=seen_by,
+        "ci_stale_resolved",
+        record.id,
+        "info",
+        now,
+        last_seen.isoformat(),
+        [reason],
+        last_seen=last_seen,
+        seen_by=seen_by,
     )
 
 

@@ -61,7 +61,7 @@ class _IdRef(BaseModel):
 
 class _ServiceContent(BaseModel):
     environment: _IdRef | None = None
-    artifactId: str | None = None  # noqa: N815 - CDEvents field name
+    artifactId: str | None = None
 
 
 class _IncidentContent(BaseModel):
@@ -89,7 +89,9 @@ def decode(value: bytes | None, headers: Headers = ()) -> InputEvent:
 
 def _decode_body(body: dict[str, Any], headers: dict[str, str]) -> InputEvent:
     if _is_binary_mode(headers):
-        attributes = {name: headers.get(f"ce_{name}") for name in BINARY_ATTRIBUTES}
+        attributes = {
+            name: headers[f"ce_{name}"] for name in BINARY_ATTRIBUTES if f"ce_{name}" in headers
+        }
         return _from_cloudevent(CloudEvent.model_validate({**attributes, "data": body}))
     if "specversion" not in body and "context" in body:
         return _from_cdevent(CDEvent.model_validate(body))
@@ -125,7 +127,7 @@ def _deploy(event: CDEvent) -> EventPayload:
     custom = _DeployCustomData.model_validate(_custom_data(event))
     environment = content.environment.id if content.environment else None
     return Deploy(
-        predicate=event.context.subject_and_predicate.split(".")[1],  # type: ignore[arg-type]
+        predicate=event.context.subject_and_predicate.split(".")[1],
         service=CIRef(type="service", name=event.subject.id, environment=environment),
         artifact_id=content.artifactId,
         change_id=custom.change_id,
@@ -144,7 +146,7 @@ def _incident(event: CDEvent) -> EventPayload:
         else None
     )
     return Incident(
-        predicate=event.context.subject_and_predicate.split(".")[1],  # type: ignore[arg-type]
+        predicate=event.context.subject_and_predicate.split(".")[1],
         incident_id=event.subject.id,
         service=service,
         description=content.description,

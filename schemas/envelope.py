@@ -9,7 +9,9 @@ from pydantic_core import PydanticCustomError
 
 from schemas.ci import NonBlank
 
-CDEVENT_TYPE = re.compile(r"^dev\.cdevents\.(?P<subject>[A-Za-z]+)\.(?P<predicate>[A-Za-z]+)\.[0-9].*$")
+CDEVENT_TYPE = re.compile(
+    r"^dev\.cdevents\.(?P<subject>[A-Za-z]+)\.(?P<predicate>[A-Za-z]+)\.[0-9].*$"
+)
 
 
 def _require_text(value: Any) -> Any:
@@ -78,7 +80,7 @@ class CDEvent(BaseModel):
 
     context: CDEventContext
     subject: CDEventSubject
-    customData: Any = None  # noqa: N815 - the spec's own field name
+    customData: Any = None
 
     @property
     def time(self) -> datetime:

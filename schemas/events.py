@@ -12,8 +12,14 @@ from schemas.ids import EventIdentity
 
 ChangeType = Literal["standard", "normal", "emergency"]
 ChangeState = Literal[
-    "requested", "approved", "rejected", "implementing",
-    "completed", "failed", "rolled_back", "cancelled",
+    "requested",
+    "approved",
+    "rejected",
+    "implementing",
+    "completed",
+    "failed",
+    "rolled_back",
+    "cancelled",
 ]
 LessonStatus = Literal["Open", "In Progress", "Done", "Won't Do"]
 StrictBool = Annotated[bool, Field(strict=True)]
@@ -129,8 +135,15 @@ class Ignored(Payload):
 
 
 EventPayload = (
-    CIObserved | CIRetired | ScanCompleted | ChangeRequested | ChangeUpdated
-    | LessonUpdated | Deploy | Incident | Ignored
+    CIObserved
+    | CIRetired
+    | ScanCompleted
+    | ChangeRequested
+    | ChangeUpdated
+    | LessonUpdated
+    | Deploy
+    | Incident
+    | Ignored
 )
 
 

@@ -42,23 +42,32 @@ def _timestamp(text: str) -> datetime:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cmdb-worker", description=DESCRIPTION,
+        prog="cmdb-worker",
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--log-level", default="INFO", help="log level (default: INFO)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     replay = commands.add_parser(
-        "replay", help="replay event files without a broker", description=REPLAY_HELP,
+        "replay",
+        help="replay event files without a broker",
+        description=REPLAY_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay.add_argument("events", nargs="+", type=Path, metavar="EVENTS.jsonl")
     replay.add_argument("--policy", type=Path, help="policy YAML (default: the packaged policy)")
     replay.add_argument(
-        "--as-of", type=_timestamp, metavar="TIME",
+        "--as-of",
+        type=_timestamp,
+        metavar="TIME",
         help="judge staleness as of this RFC 3339 time (default: the latest event time)",
     )
     replay.add_argument(
-        "--out", type=Path, default=Path("out"), metavar="DIR", help="output directory (default: out)"
+        "--out",
+        type=Path,
+        default=Path("out"),
+        metavar="DIR",
+        help="output directory (default: out)",
     )
     replay.add_argument("--quiet", action="store_true", help="no summary table on stdout")
     return parser

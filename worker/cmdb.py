@@ -48,7 +48,7 @@ class Cmdb:
         self.retired: dict[CIId, datetime] = {}
         self.by_source: dict[str, set[CIId]] = {}
         self.dirty: set[CIId] = set()
-        """CIs (records or tombstones) changed since the last ``take_dirty``: the changelog's feed."""
+        """CIs (records or tombstones) changed since ``take_dirty``: the changelog's feed."""
 
     def take_dirty(self) -> set[CIId]:
         dirty, self.dirty = self.dirty, set()
@@ -221,8 +221,12 @@ class Cmdb:
         return bool(self.graph.degree(ci_id))
 
 
-def _strong_keys(ci_type: str, identifiers: dict[str, str], strong: frozenset[str]) -> list[StrongKey]:
-    return [(ci_type, name, value) for name, value in identifiers.items() if name in strong and value]
+def _strong_keys(
+    ci_type: str, identifiers: dict[str, str], strong: frozenset[str]
+) -> list[StrongKey]:
+    return [
+        (ci_type, name, value) for name, value in identifiers.items() if name in strong and value
+    ]
 
 
 def _update_fields(record: CIRecord, observed: ObservedCI) -> None:

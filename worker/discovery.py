@@ -13,7 +13,9 @@ STALE = "stale"
 ORPHAN = "orphan"
 
 
-def on_observed(state: State, event: InputEvent, payload: CIObserved, now: datetime) -> list[Finding]:
+def on_observed(
+    state: State, event: InputEvent, payload: CIObserved, now: datetime
+) -> list[Finding]:
     observation = state.cmdb.observe(event.source, event.time, payload.ci)
     if observation is None:
         return []

@@ -14,7 +14,7 @@ def _redact(_: object, __: str, event: structlog.types.EventDict) -> structlog.t
     return event
 
 
-SHARED = [
+SHARED: list[structlog.types.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,

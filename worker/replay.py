@@ -71,11 +71,16 @@ def _unwrap(wrapper: dict[str, Any]) -> Message:
     )
 
 
-def replay(engine: Engine, paths: list[Path], progress: Progress | None = None) -> ReplayResult:
-    """Apply every line of ``paths`` in order; the clock is the latest event time seen so far."""
+def replay(
+    engine: Engine, paths: list[Path], progress: Progress | None = None, every: float = 2.0
+) -> ReplayResult:
+    """Apply every line of ``paths`` in order; the clock is the latest event time seen so far.
+
+    ``progress`` is called at most every ``every`` seconds.
+    """
     result = ReplayResult()
     total = sum(path.stat().st_size for path in paths)
-    reporter = _ProgressTicker(total, progress)
+    reporter = _ProgressTicker(total, progress, every)
     for path in paths:
         for number, line in _lines(path, reporter):
             result.lines += 1
@@ -111,9 +116,9 @@ def _lines(path: Path, reporter: "_ProgressTicker") -> Iterator[tuple[int, str]]
 
 
 class _ProgressTicker:
-    """Reports progress at most every ``every`` seconds, so long replays show they are alive."""
+    """Reports progress now and then, so long replays show they are alive."""
 
-    def __init__(self, total: int, progress: Progress | None, every: float = 2.0) -> None:
+    def __init__(self, total: int, progress: Progress | None, every: float) -> None:
         self.total, self.progress, self.every = total, progress, every
         self.read = 0
         self.next_report = time.monotonic() + every

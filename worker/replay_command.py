@@ -42,7 +42,9 @@ def run_replay(
     return 0
 
 
-def write_outputs(engine: Engine, result: ReplayResult, as_of: datetime, out: Path) -> dict[str, Any]:
+def write_outputs(
+    engine: Engine, result: ReplayResult, as_of: datetime, out: Path
+) -> dict[str, Any]:
     write_lines(out / "findings.jsonl", (finding_line(f) for f in result.findings))
     write_lines(out / "dead_letters.jsonl", (json.dumps(d.as_json()) for d in result.dead_letters))
     (out / "lessons.yaml").write_text(lessons_yaml([]), encoding="utf-8")

@@ -1,0 +1,46 @@
+# cmdb-worker: `make run` replays the sample events; `make test` sets everything up and runs all tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test setup tools lint schemas examples bench kafka-up kafka-down clean
+
+run: setup  ## replay examples/events.jsonl (no broker) and print a summary
+	$(BIN)/cmdb-worker replay examples/events.jsonl --out out
+
+test: setup tools lint  ## the whole suite: lint, types, layers, unit, Kafka, Prometheus, k8s
+	$(BIN)/pytest
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+tools:  ## Kafka jars (Maven), promtool (Debian package, unpacked), kcat (Debian)
+	bash deploy/local/kafka.sh fetch
+	bash deploy/local/prometheus.sh >/dev/null
+	command -v kcat >/dev/null || bash deploy/local/apt-install.sh kcat
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+schemas: setup  ## regenerate schemas/json from the pydantic models
+	$(BIN)/python -m worker.schema_export
+
+examples: setup  ## regenerate examples/events.jsonl
+	$(BIN)/python -m examples.generate
+
+kafka-up:
+	bash deploy/local/kafka.sh up
+
+kafka-down:
+	bash deploy/local/kafka.sh down
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

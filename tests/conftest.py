@@ -1,0 +1,38 @@
+"""Shared fixtures: a fresh engine on the default policy, and a helper to feed it events."""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from rules.policy import Policy, load_policy
+from schemas.findings import Finding
+from tests.events import to_input
+from worker.engine import Engine
+
+Feed = Callable[..., list[Finding]]
+
+
+@pytest.fixture
+def policy() -> Policy:
+    return load_policy()
+
+
+@pytest.fixture
+def engine(policy: Policy) -> Engine:
+    return Engine(policy)
+
+
+@pytest.fixture
+def feed(engine: Engine) -> Feed:
+    """Apply events in order with the event-time clock, as replay does; returns all findings."""
+
+    def apply(*messages: dict[str, Any], now: datetime | None = None) -> list[Finding]:
+        findings: list[Finding] = []
+        for message in messages:
+            event = to_input(message)
+            findings += engine.apply(event, now or event.time) or []
+        return findings
+
+    return apply
