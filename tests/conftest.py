@@ -11,6 +11,8 @@ from schemas.findings import Finding
 from tests.events import to_input
 from worker.engine import Engine
 
+pytest_plugins = ["tests.kafka_broker"]
+
 Feed = Callable[..., list[Finding]]
 
 

@@ -8,15 +8,31 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from rules.policy import Policy, PolicyError, load_policy
+from rules.policy import PolicyError, load_policy
 from worker.logs import configure_logging, get_logger
 from worker.replay_command import run_replay
+from worker.service import serve
+from worker.settings import SettingsError, load_settings
 
 DESCRIPTION = """\
 cmdb-worker keeps a CMDB dependency graph current from discovery, CI/CD and ITSM events, flags
 stale CIs and risky changes, correlates incidents with recent changes and files lessons.
 
+  run      consume from Kafka until SIGTERM (settings: CMDB_WORKER_* variables)
   replay   embedded mode: replay JSON-lines event files, no broker needed
+"""
+
+RUN_HELP = """\
+Consume the input topics (cmdb.discovery, cicd.events, itsm.changes, cmdb.lesson-updates) until
+SIGTERM. State is rebuilt from the compacted cmdb.state changelog first. Findings go to
+cmdb.findings, lessons to cmdb.lessons, bad messages to cmdb.dlq; each poll batch commits
+atomically with its input offsets (a Kafka transaction).
+
+Settings come from CMDB_WORKER_* environment variables, or a YAML file named by
+CMDB_WORKER_CONFIG: BOOTSTRAP_SERVERS (localhost:9092), GROUP_ID (cmdb-worker), POLICY,
+HTTP_PORT (9108), SECURITY_PROTOCOL, SASL_MECHANISM, SASL_USERNAME, SASL_PASSWORD, SSL_CAFILE,
+TOPIC_* names, CREATE_TOPICS, SHUTDOWN_GRACE_SECONDS, CLOCK (wall|event), LOG_LEVEL.
+HTTP on HTTP_PORT: /metrics, /healthz, /readyz, /api/cis/{id}, /api/stale, ...
 """
 
 REPLAY_HELP = """\
@@ -48,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="INFO", help="log level (default: INFO)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "run",
+        help="consume from Kafka until SIGTERM",
+        description=RUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     replay = commands.add_parser(
         "replay",
         help="replay event files without a broker",
@@ -76,18 +98,29 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level)
-    log = get_logger("cmdb_worker.cli")
+    if args.command == "run":
+        return run_worker()
     try:
-        policy = _policy(args.policy)
+        policy = load_policy(args.policy)
     except PolicyError as error:
-        log.error("policy_refused", error=str(error))
-        print(f"cmdb-worker: {error}", file=sys.stderr)
-        return 2
+        return _refuse(error)
     return run_replay(policy, args.events, args.as_of, args.out, quiet=args.quiet)
 
 
-def _policy(path: Path | None) -> Policy:
-    return load_policy(path)
+def run_worker() -> int:
+    try:
+        settings = load_settings()
+        policy = load_policy(settings.policy)
+    except (SettingsError, PolicyError) as error:
+        return _refuse(error)
+    configure_logging(settings.log_level)
+    return serve(settings, policy)
+
+
+def _refuse(error: Exception) -> int:
+    get_logger("cmdb_worker.cli").error("refused_at_start", error=str(error))
+    print(f"cmdb-worker: {error}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

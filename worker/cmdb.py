@@ -112,7 +112,17 @@ class Cmdb:
             return record
         record = CIRecord(id=ci_id, type=ref.type, name=ref.name, environment=ref.environment)
         self.graph.add_node(ci_id, ci=record)
+        self.dirty.add(ci_id)
         return record
+
+    def restore_record(self, record: CIRecord) -> None:
+        """Put a record read back from the changelog into the graph and every index."""
+        self.graph.add_node(record.id, ci=record)
+        for alias in record.aliases:
+            self.aliases[alias] = record.id
+        self._index_identifiers(record)
+        for source in record.seen_by:
+            self.by_source.setdefault(source, set()).add(record.id)
 
     def _index_identifiers(self, record: CIRecord) -> None:
         for key in _strong_keys(record.type, record.identifiers, self.strong_identifiers):

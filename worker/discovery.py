@@ -59,6 +59,13 @@ def _owner_check(state: State, record: CIRecord, source: str, now: datetime) -> 
     return [hygiene.ci_no_owner(record, now, source)]
 
 
+def reschedule(state: State, record: CIRecord) -> None:
+    """Re-arm a restored CI's deadlines, as if its last observation had just been applied."""
+    _schedule_staleness(state, record)
+    if record.seen_by:
+        _orphan_check(state, record, min(record.seen_by.values()))
+
+
 def _orphan_check(state: State, record: CIRecord, now: datetime) -> None:
     if state.cmdb.has_relations(record.id):
         record.flags.discard(ORPHAN)

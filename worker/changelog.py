@@ -1,0 +1,110 @@
+"""The state's changelog: one compacted record per entity, from which any replica rebuilds.
+
+Keys are ``<kind>/<id>``: ``ci/service/api@prod`` holds the CI's record and its outgoing edges
+(or ``retired_at`` once retired; a tombstone once merged into another CI), ``event/<digest>``
+remembers an applied event identity. Rebuild keeps the last value per key, as compaction
+does, then builds the graph from those values in one pass.
+"""
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from schemas.ids import CIId
+from schemas.records import CIRecord
+from worker.cmdb import Cmdb, EdgeData
+from worker.engine import Engine
+
+Entry = tuple[str, bytes | None]
+CI_PREFIX, EVENT_PREFIX = "ci/", "event/"
+
+
+def changed_entries(engine: Engine) -> list[Entry]:
+    """Changelog records for everything that changed since the last call."""
+    entries = [
+        (f"{kind}/{entity_id}", _encode(engine, kind, entity_id))
+        for kind, entity_id in sorted(engine.state.take_dirty())
+    ]
+    remembered, forgotten = engine.take_identity_changes()
+    entries += [(f"{EVENT_PREFIX}{key}", at.isoformat().encode()) for key, at in remembered]
+    entries += [(f"{EVENT_PREFIX}{key}", None) for key in forgotten]
+    return entries
+
+
+def _encode(engine: Engine, kind: str, entity_id: str) -> bytes | None:
+    cmdb = engine.state.cmdb
+    value = ci_value(cmdb, CIId(entity_id)) if kind == "ci" else None
+    return json.dumps(value, separators=(",", ":")).encode() if value is not None else None
+
+
+def ci_value(cmdb: Cmdb, ci_id: CIId) -> dict[str, Any] | None:
+    node = cmdb.graph.nodes.get(ci_id)
+    if node is None:
+        retired_at = cmdb.retired.get(ci_id)
+        return {"retired_at": retired_at.isoformat()} if retired_at else None
+    edges = {target: _edge_json(data) for _, target, data in cmdb.graph.out_edges(ci_id, data=True)}
+    return {"record": _record_json(node["ci"]), "edges": edges}
+
+
+def _record_json(record: CIRecord) -> dict[str, Any]:
+    return {
+        "id": record.id, "type": record.type, "name": record.name,
+        "environment": record.environment, "owner": record.owner,
+        "criticality": record.criticality, "business_service": record.business_service,
+        "version": record.version, "identifiers": record.identifiers,
+        "attributes": record.attributes, "aliases": sorted(record.aliases),
+        "seen_by": {source: at.isoformat() for source, at in record.seen_by.items()},
+        "stale": record.stale, "flags": sorted(record.flags),
+    }  # fmt: skip
+
+
+def _edge_json(data: EdgeData) -> dict[str, dict[str, str]]:
+    return {kind: {src: at.isoformat() for src, at in seen.items()} for kind, seen in data.items()}
+
+
+def rebuild(engine: Engine, entries: Iterable[Entry]) -> int:
+    """Restore ``engine`` from changelog entries (in log order); returns how many keys are live."""
+    latest: dict[str, bytes] = {}
+    for key, value in entries:
+        if value is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = value
+    cis = {key.removeprefix(CI_PREFIX): json.loads(v) for key, v in latest.items()
+           if key.startswith(CI_PREFIX)}  # fmt: skip
+    _restore_cmdb(engine, cis)
+    engine.restore_identities(
+        (key.removeprefix(EVENT_PREFIX), datetime.fromisoformat(value.decode()))
+        for key, value in latest.items() if key.startswith(EVENT_PREFIX)
+    )  # fmt: skip
+    return len(latest)
+
+
+def _restore_cmdb(engine: Engine, cis: dict[str, dict[str, Any]]) -> None:
+    cmdb = engine.state.cmdb
+    for ci_id, value in cis.items():
+        if "retired_at" in value:
+            cmdb.retired[CIId(ci_id)] = datetime.fromisoformat(value["retired_at"])
+        else:
+            cmdb.restore_record(_record_from_json(value["record"]))
+    for ci_id, value in cis.items():
+        for target, data in value.get("edges", {}).items():
+            cmdb.graph.add_edge(ci_id, target, **_edge_from_json(data))
+    for record in list(cmdb.records()):
+        engine.reschedule(record)
+    cmdb.take_dirty()
+
+
+def _record_from_json(raw: dict[str, Any]) -> CIRecord:
+    return CIRecord(
+        **{k: v for k, v in raw.items() if k not in ("aliases", "seen_by", "flags")},
+        aliases={CIId(alias) for alias in raw["aliases"]},
+        seen_by={source: datetime.fromisoformat(at) for source, at in raw["seen_by"].items()},
+        flags=set(raw["flags"]),
+    )
+
+
+def _edge_from_json(raw: dict[str, dict[str, str]]) -> EdgeData:
+    return {kind: {src: datetime.fromisoformat(at) for src, at in seen.items()}
+            for kind, seen in raw.items()}  # fmt: skip

@@ -1,0 +1,105 @@
+"""Kafka clients configured from settings: security, idempotent transactional producer, topics."""
+
+import contextlib
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from worker.settings import Settings
+
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+def security_config(settings: Settings) -> dict[str, Any]:
+    """The connection and authentication options every client shares."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism:
+        config["sasl_mechanism"] = settings.sasl_mechanism
+        config["sasl_plain_username"] = settings.sasl_username
+        password = settings.sasl_password
+        config["sasl_plain_password"] = password.get_secret_value() if password else None
+    if settings.ssl_cafile:
+        config["ssl_cafile"] = str(settings.ssl_cafile)
+    return config
+
+
+def input_consumer(settings: Settings) -> KafkaConsumer:
+    """The group consumer of the input topics: manual commits through the producer's transaction."""
+    return KafkaConsumer(
+        **security_config(settings),
+        group_id=settings.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=settings.max_poll_records,
+        client_id=f"{settings.group_id}-{settings.instance_id}",
+    )
+
+
+def state_consumer(settings: Settings) -> KafkaConsumer:
+    """A group-less consumer that reads the whole changelog (every partition) from the start."""
+    return KafkaConsumer(
+        **security_config(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_poll_records=5000,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+
+
+def transactional_producer(settings: Settings) -> KafkaProducer:
+    """acks=all, idempotent, transactional: a batch's effects and its offsets commit as one."""
+    return KafkaProducer(
+        **security_config(settings),
+        acks="all",
+        enable_idempotence=True,
+        transactional_id=f"{settings.group_id}-{settings.instance_id}",
+        linger_ms=5,
+        compression_type=None,
+        max_request_size=8 * 1024 * 1024,
+    )
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create the worker's topics that are missing; returns the names it created."""
+    admin = KafkaAdminClient(**security_config(settings))
+    try:
+        existing = set(admin.list_topics())
+        wanted = [_topic(settings, name) for name in _all_topics(settings) if name not in existing]
+        if wanted:
+            _create(admin, wanted)
+        return [topic.name for topic in wanted]
+    finally:
+        admin.close()
+
+
+def _all_topics(settings: Settings) -> list[str]:
+    outputs = [
+        settings.topic_findings,
+        settings.topic_lessons,
+        settings.topic_dlq,
+        settings.topic_state,
+    ]
+    return [*settings.input_topics, *outputs]
+
+
+def _topic(settings: Settings, name: str) -> NewTopic:
+    compacted = name in (settings.topic_lessons, settings.topic_state)
+    return NewTopic(
+        name=name,
+        num_partitions=settings.topic_partitions,
+        replication_factor=settings.replication_factor,
+        topic_configs=COMPACTED if compacted else {},
+    )
+
+
+def _create(admin: KafkaAdminClient, topics: list[NewTopic]) -> None:
+    with contextlib.suppress(TopicAlreadyExistsError):  # another replica was first
+        admin.create_topics(topics)

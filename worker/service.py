@@ -1,0 +1,42 @@
+"""Wire the long-running worker together: metrics, HTTP, the Kafka loop, and a clean exit."""
+
+from kafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
+
+from rules.policy import Policy
+from worker.api import Api
+from worker.http import StatusServer, liveness
+from worker.logs import get_logger
+from worker.metrics import Metrics
+from worker.runner import Runner
+from worker.settings import Settings
+
+log = get_logger("cmdb_worker.service")
+
+
+def serve(settings: Settings, policy: Policy) -> int:
+    """Run until SIGTERM; 0 on a clean stop, 1 when Kafka fails (let the orchestrator restart)."""
+    registry = CollectorRegistry()
+    runner = Runner(settings, policy, Metrics(registry))
+    runner.install_signal_handlers()
+    server = StatusServer(
+        settings.http_host, settings.http_port, registry,
+        Api(runner.engine, runner.lock, runner.clock.now),
+        liveness(lambda: runner.last_progress, settings.liveness_timeout_seconds),
+        lambda: runner.ready,
+    ).start()  # fmt: skip
+    log.info(
+        "started",
+        http_port=server.port,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=settings.group_id,
+        security_protocol=settings.security_protocol,
+    )
+    try:
+        runner.run()
+    except KafkaError as error:
+        log.error("kafka_failed", error=repr(error))
+        return 1
+    finally:
+        server.stop()
+    return 0

@@ -1,0 +1,134 @@
+"""Settings of ``cmdb-worker run``: environment variables ``CMDB_WORKER_*`` or a YAML file.
+
+A bad setting is refused at start with a message naming the variable.
+"""
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+ENV_PREFIX = "CMDB_WORKER_"
+CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG"
+
+
+class Settings(BaseSettings):
+    """Everything ``run`` can be told; every field has a default fit for a local broker."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    bootstrap_servers: str = "localhost:9092"
+    """Comma-separated host:port list of the Kafka cluster."""
+    group_id: str = "cmdb-worker"
+    """Consumer group of the input topics; also the stem of the transactional id."""
+    instance_id: str = Field(default_factory=lambda: os.environ.get("HOSTNAME", "local"))
+    """This replica's name (the pod name in Kubernetes); makes the transactional id unique."""
+    policy: Path | None = None
+    """Policy YAML; the packaged ``rules/policy.yaml`` when unset."""
+    http_port: int = Field(default=9108, ge=0, le=65535)
+    """Port of /metrics, /healthz, /readyz and /api/ (0 picks a free one)."""
+    http_host: str = "0.0.0.0"
+    """Address the HTTP server binds to."""
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+
+    topic_discovery: str = "cmdb.discovery"
+    topic_cicd: str = "cicd.events"
+    topic_changes: str = "itsm.changes"
+    topic_lesson_updates: str = "cmdb.lesson-updates"
+    topic_findings: str = "cmdb.findings"
+    topic_lessons: str = "cmdb.lessons"
+    topic_dlq: str = "cmdb.dlq"
+    topic_state: str = "cmdb.state"
+    create_topics: bool = True
+    """Create missing topics at start (lessons and state compacted)."""
+    topic_partitions: int = Field(default=3, ge=1)
+    """Partitions of topics the worker creates; inputs must be co-partitioned by CI id."""
+    replication_factor: int = Field(default=1, ge=1)
+
+    clock: Literal["wall", "event"] = "wall"
+    """``wall``: judge by the wall clock; ``event``: by the latest event time, as replay does."""
+    tick_seconds: float = Field(default=5.0, gt=0)
+    """How often deadlines (staleness, overdue lessons) are checked when no event arrives."""
+    max_poll_records: int = Field(default=500, ge=1)
+    poll_timeout_ms: int = Field(default=500, ge=1)
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0)
+    """On SIGTERM: finish the batch in hand, commit and close within this time."""
+    liveness_timeout_seconds: float = Field(default=120.0, gt=0)
+    """/healthz fails when the processing loop has made no progress for this long."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> "Settings":
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"{ENV_PREFIX}SECURITY_PROTOCOL={self.security_protocol} needs "
+                f"{ENV_PREFIX}SASL_MECHANISM, {ENV_PREFIX}SASL_USERNAME and "
+                f"{ENV_PREFIX}SASL_PASSWORD"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        if config_file:
+            sources += (YamlConfigSettingsSource(settings_cls, yaml_file=config_file),)
+        return sources
+
+    @property
+    def input_topics(self) -> list[str]:
+        return [
+            self.topic_discovery,
+            self.topic_cicd,
+            self.topic_changes,
+            self.topic_lesson_updates,
+        ]
+
+
+class SettingsError(ValueError):
+    """Settings that can't be used; the message names each offending variable."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (and ``CMDB_WORKER_CONFIG``), refusing unknown variables."""
+    unknown = sorted(
+        name for name in os.environ
+        if name.startswith(ENV_PREFIX) and name != CONFIG_FILE_VARIABLE
+        and name.removeprefix(ENV_PREFIX).lower() not in Settings.model_fields
+    )  # fmt: skip
+    if unknown:
+        raise SettingsError(f"bad setting: unknown variable(s) {', '.join(unknown)}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False):
+        name = ".".join(str(part) for part in item["loc"])
+        variable = f"{ENV_PREFIX}{name.upper()}" if name else "settings"
+        problems.append(f"{variable}: {item['msg']}")
+    return "bad setting: " + "; ".join(problems)
