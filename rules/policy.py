@@ -5,12 +5,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rules.durations import Duration
+from schemas.changes import Level
+from schemas.ci import NonBlank
+from schemas.events import ChangeType
+from schemas.lessons import Impact
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+Points = Annotated[int, Field(ge=0, le=100, strict=True)]
+Criticality = Annotated[int, Field(ge=1, le=4, strict=True)]
 
 
 class Section(BaseModel):
@@ -55,6 +68,137 @@ class Idempotence(Section):
     remember_events_for: Duration = timedelta(days=7)
 
 
+class RiskWeights(Section):
+    """Points each reason code adds to a change's risk score (the sum is capped at 100)."""
+
+    no_rollback_plan: Points = 30
+    rollback_manual: Points = 10
+    db_migration: Points = 20
+    no_canary: Points = 10
+    emergency: Points = 15
+    critical_ci: Points = 15
+    large_blast_radius: Points = 15
+    stale_ci_in_scope: Points = 10
+    recent_failures: Points = 15
+    unknown_ci: Points = 10
+
+
+class RiskLevels(Section):
+    """The lowest score of each level above ``low``."""
+
+    medium: Points = 25
+    high: Points = 50
+    critical: Points = 75
+
+    @model_validator(mode="after")
+    def _rising(self) -> "RiskLevels":
+        if not 0 < self.medium < self.high < self.critical:
+            raise ValueError("levels must rise: 0 < medium < high < critical")
+        return self
+
+
+class Risk(Section):
+    weights: RiskWeights = RiskWeights()
+    levels: RiskLevels = RiskLevels()
+    fast_track_max_level: Level = "low"
+    cab_types: list[ChangeType] = ["emergency"]
+    critical_criticality: Criticality = 1
+    large_blast_radius: PositiveInt = 10
+    recent_failures_window: Duration = timedelta(days=30)
+    top_dependents: PositiveInt = 10
+
+
+class CorrelationWeights(Section):
+    """How a suspect's likelihood is built; the suspects are ranked by the sum."""
+
+    same_ci: Points = 40
+    hop_penalty: Points = 10
+    recency: Points = 30
+    failed: Points = 25
+    no_rollback_plan: Points = 15
+    unauthorized: Points = 15
+
+
+class Correlation(Section):
+    lookback: Duration = timedelta(hours=24)
+    max_hops: PositiveInt = 3
+    max_suspects: PositiveInt = 10
+    history_per_ci: PositiveInt = 50
+    weights: CorrelationWeights = CorrelationWeights()
+
+
+def _check_template(text: str) -> str:
+    try:
+        text.format(subject="", detail="")
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(f"only {{subject}} and {{detail}} may be filled in ({error!r})") from None
+    return text
+
+
+class LessonText(Section):
+    """What a rule's lessons say; ``{subject}`` and ``{detail}`` are filled in when filed."""
+
+    impact: Impact
+    fallback_owner: NonBlank
+    title: NonBlank
+    description: NonBlank
+    action: NonBlank
+
+    @field_validator("title", "description", "action")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        return _check_template(value)
+
+
+class LessonRules(Section):
+    rollback_missing: LessonText = LessonText(
+        impact="High", fallback_owner="Release Manager",
+        title="Automated change rollback missing",
+        description="{detail}", action="Add automated rollback step + pre-prod canary",
+    )  # fmt: skip
+    change_caused_incident: LessonText = LessonText(
+        impact="High", fallback_owner="Release Manager",
+        title="Change caused an incident on {subject}",
+        description="{detail}", action="Post-incident review; gate similar changes through CAB",
+    )  # fmt: skip
+    cmdb_stale: LessonText = LessonText(
+        impact="Medium", fallback_owner="CMDB Manager",
+        title="CMDB record {subject} left stale",
+        description="{detail}", action="Restore discovery for the CI or retire it",
+    )  # fmt: skip
+    unauthorized_deploys: LessonText = LessonText(
+        impact="High", fallback_owner="Release Manager",
+        title="Deploys without an approved change on {subject}",
+        description="{detail}",
+        action="Link pipeline deploys to approved changes (customData.change_id)",
+    )  # fmt: skip
+    repeat_incidents: LessonText = LessonText(
+        impact="Medium", fallback_owner="Problem Manager",
+        title="Repeated incidents on {subject}",
+        description="{detail}", action="Open a problem record and find the root cause",
+    )  # fmt: skip
+
+
+class DueDays(Section):
+    """Days from filing to due date, by impact (named as the register writes impacts)."""
+
+    High: PositiveInt = 14
+    Medium: PositiveInt = 30
+    Low: PositiveInt = 60
+
+
+class RepeatIncidents(Section):
+    count: Annotated[int, Field(ge=2, strict=True)] = 3
+    window: Duration = timedelta(days=30)
+
+
+class Lessons(Section):
+    due_days: DueDays = DueDays()
+    repeat_incidents: RepeatIncidents = RepeatIncidents()
+    max_evidence: PositiveInt = 50
+    rules: LessonRules = LessonRules()
+
+
 class Policy(Section):
     """The whole policy; each section has defaults, so a file need only say what it changes."""
 
@@ -64,6 +208,17 @@ class Policy(Section):
     hygiene: Hygiene = Hygiene()
     graph: Graph = Graph()
     idempotence: Idempotence = Idempotence()
+    risk: Risk = Risk()
+    correlation: Correlation = Correlation()
+    lessons: Lessons = Lessons()
+
+    @model_validator(mode="after")
+    def _history_holds_repeats(self) -> "Policy":
+        if self.lessons.repeat_incidents.count > self.correlation.history_per_ci:
+            raise ValueError(
+                "lessons.repeat_incidents.count must not exceed correlation.history_per_ci"
+            )
+        return self
 
 
 class PolicyError(ValueError):

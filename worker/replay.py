@@ -93,12 +93,12 @@ def _replay_line(engine: Engine, result: ReplayResult, path: Path, number: int, 
     try:
         message = message_from_line(line)
         event = decode(message.value, message.headers)
+        now = max(event.time, result.latest_event_time or event.time)
+        findings = engine.apply(event, now)
     except InvalidEvent as invalid:
         result.dead_letters.append(DeadLetter(number, invalid.reason, line, str(path)))
         return
-    now = max(event.time, result.latest_event_time or event.time)
     result.latest_event_time = now
-    findings = engine.apply(event, now)
     if findings is None:
         result.duplicates += 1
         return
