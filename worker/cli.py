@@ -10,7 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from rules.policy import PolicyError, load_policy
 from worker.logs import configure_logging, get_logger
-from worker.replay_command import run_replay
+from worker.replay_command import run_lessons_export, run_replay
 from worker.service import serve
 from worker.settings import SettingsError, load_settings
 
@@ -20,6 +20,7 @@ stale CIs and risky changes, correlates incidents with recent changes and files 
 
   run      consume from Kafka until SIGTERM (settings: CMDB_WORKER_* variables)
   replay   embedded mode: replay JSON-lines event files, no broker needed
+  lessons  the Lessons Register: `lessons export` replays event files and writes it as YAML
 """
 
 RUN_HELP = """\
@@ -43,6 +44,14 @@ A bad line never stops the replay: it is written to dead_letters.jsonl with its 
 
 Writes to --out: findings.jsonl, lessons.yaml, dead_letters.jsonl, cmdb.json (NetworkX
 node-link graph) and summary.json, and prints a summary table.
+"""
+
+
+LESSONS_EXPORT_HELP = """\
+Replay JSON-lines event files (as `replay` does, writing nothing else) and write the Lessons
+Register as YAML: a `lessons_register:` list, each lesson's register fields first (id, title,
+description, impact, owner, action, due, status), then rule, subject, evidence, occurrences,
+created_at and updated_at. Overdue checks are made as of --as-of (default: the latest event time).
 """
 
 
@@ -76,14 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=REPLAY_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    replay.add_argument("events", nargs="+", type=Path, metavar="EVENTS.jsonl")
-    replay.add_argument("--policy", type=Path, help="policy YAML (default: the packaged policy)")
-    replay.add_argument(
-        "--as-of",
-        type=_timestamp,
-        metavar="TIME",
-        help="judge staleness as of this RFC 3339 time (default: the latest event time)",
-    )
+    _replay_inputs(replay)
     replay.add_argument(
         "--out",
         type=Path,
@@ -92,7 +94,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="output directory (default: out)",
     )
     replay.add_argument("--quiet", action="store_true", help="no summary table on stdout")
+    _lessons_commands(commands)
     return parser
+
+
+def _replay_inputs(command: argparse.ArgumentParser) -> None:
+    command.add_argument("events", nargs="+", type=Path, metavar="EVENTS.jsonl")
+    command.add_argument("--policy", type=Path, help="policy YAML (default: the packaged policy)")
+    command.add_argument(
+        "--as-of",
+        type=_timestamp,
+        metavar="TIME",
+        help="judge staleness as of this RFC 3339 time (default: the latest event time)",
+    )
+
+
+def _lessons_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    lessons = commands.add_parser("lessons", help="the Lessons Register")
+    actions = lessons.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = actions.add_parser(
+        "export",
+        help="replay event files and write the register as YAML",
+        description=LESSONS_EXPORT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _replay_inputs(export)
+    export.add_argument(
+        "-o", "--out", type=Path, metavar="FILE", help="write here (default: standard output)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         policy = load_policy(args.policy)
     except PolicyError as error:
         return _refuse(error)
+    if args.command == "lessons":
+        return run_lessons_export(policy, args.events, args.as_of, args.out)
     return run_replay(policy, args.events, args.as_of, args.out, quiet=args.quiet)
 
 

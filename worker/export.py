@@ -46,16 +46,26 @@ def graph_document(cmdb: Cmdb, policy: Policy, as_of: datetime) -> dict[str, Any
     for origin, target, data in cmdb.graph.edges(data=True):
         for relation_type, sightings in data.items():
             export.add_edge(
-                origin, target, key=relation_type, type=relation_type,
+                origin,
+                target,
+                key=relation_type,
+                type=relation_type,
                 reported_by={source: _iso(at) for source, at in sorted(sightings.items())},
             )
     document: dict[str, Any] = nx.node_link_data(export, edges="links")
     return document
 
 
+def register_order(lessons: Iterable[Lesson]) -> list[Lesson]:
+    """Lessons in filing order: by the number in their id (``LL-0002`` before ``LL-0010``)."""
+    return sorted(lessons, key=lambda lesson: (len(lesson.id), lesson.id))
+
+
 def lessons_document(lessons: Iterable[Lesson]) -> dict[str, Any]:
     """The Lessons Register: register fields first, in the register's order, then the rest."""
-    return {"lessons_register": [lesson.model_dump(mode="python") for lesson in lessons]}
+    return {
+        "lessons_register": [lesson.model_dump(mode="python") for lesson in register_order(lessons)]
+    }
 
 
 def lessons_yaml(lessons: Iterable[Lesson]) -> str:
