@@ -11,13 +11,36 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
+
+from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord
 from schemas.ids import CIId
+from schemas.lessons import Lesson
 from schemas.records import CIRecord
+from worker import lessons
 from worker.cmdb import Cmdb, EdgeData
 from worker.engine import Engine
+from worker.state import (
+    CHANGE,
+    HISTORY,
+    INCIDENT,
+    LESSON,
+    SERVICE_OUTCOMES,
+    TEAM_OUTCOMES,
+    State,
+)
 
 Entry = tuple[str, bytes | None]
-CI_PREFIX, EVENT_PREFIX = "ci/", "event/"
+CI_PREFIX, EVENT_PREFIX, LESSON_PREFIX = "ci/", "event/", "lesson/"
+MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
+    CHANGE: ("changes", ChangeRecord),
+    INCIDENT: ("incidents", IncidentRecord),
+    LESSON: ("lessons", Lesson),
+    HISTORY: ("histories", CIHistory),
+    SERVICE_OUTCOMES: ("service_outcomes", ChangeOutcomes),
+    TEAM_OUTCOMES: ("team_outcomes", ChangeOutcomes),
+}
+"""Entity kinds kept as pydantic models in a ``State`` dict: kind -> (attribute, model)."""
 
 
 def changed_entries(engine: Engine) -> list[Entry]:
@@ -33,9 +56,16 @@ def changed_entries(engine: Engine) -> list[Entry]:
 
 
 def _encode(engine: Engine, kind: str, entity_id: str) -> bytes | None:
-    cmdb = engine.state.cmdb
-    value = ci_value(cmdb, CIId(entity_id)) if kind == "ci" else None
+    if kind in MODEL_STORES:
+        model = _store(engine.state, kind).get(entity_id)
+        return model.model_dump_json().encode() if model is not None else None
+    value = ci_value(engine.state.cmdb, CIId(entity_id))
     return json.dumps(value, separators=(",", ":")).encode() if value is not None else None
+
+
+def _store(state: State, kind: str) -> dict[str, Any]:
+    store: dict[str, Any] = getattr(state, MODEL_STORES[kind][0])
+    return store
 
 
 def ci_value(cmdb: Cmdb, ci_id: CIId) -> dict[str, Any] | None:
@@ -74,6 +104,7 @@ def rebuild(engine: Engine, entries: Iterable[Entry]) -> int:
     cis = {key.removeprefix(CI_PREFIX): json.loads(v) for key, v in latest.items()
            if key.startswith(CI_PREFIX)}  # fmt: skip
     _restore_cmdb(engine, cis)
+    _restore_models(engine.state, latest)
     engine.restore_identities(
         (key.removeprefix(EVENT_PREFIX), datetime.fromisoformat(value.decode()))
         for key, value in latest.items() if key.startswith(EVENT_PREFIX)
@@ -90,10 +121,21 @@ def _restore_cmdb(engine: Engine, cis: dict[str, dict[str, Any]]) -> None:
             cmdb.restore_record(_record_from_json(value["record"]))
     for ci_id, value in cis.items():
         for target, data in value.get("edges", {}).items():
-            cmdb.graph.add_edge(ci_id, target, **_edge_from_json(data))
+            cmdb.graph.add_edge(ci_id, target)
+            cmdb.graph.edges[ci_id, target].update(_edge_from_json(data))
     for record in list(cmdb.records()):
         engine.reschedule(record)
     cmdb.take_dirty()
+
+
+def _restore_models(state: State, latest: dict[str, bytes]) -> None:
+    for key, value in latest.items():
+        kind, _, entity_id = key.partition("/")
+        if kind in MODEL_STORES:
+            _store(state, kind)[entity_id] = MODEL_STORES[kind][1].model_validate_json(value)
+    state.index_lessons()
+    for lesson in state.lessons.values():
+        lessons.schedule_due(state, lesson)
 
 
 def _record_from_json(raw: dict[str, Any]) -> CIRecord:

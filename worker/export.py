@@ -39,12 +39,12 @@ def node_document(record: CIRecord, policy: Policy, as_of: datetime) -> dict[str
 
 
 def graph_document(cmdb: Cmdb, policy: Policy, as_of: datetime) -> dict[str, Any]:
-    """The graph in NetworkX node-link form, one link per (CI, target, relation type)."""
+    """The graph in NetworkX node-link form, one link per (CI, target, relation type), sorted."""
     export = nx.MultiDiGraph(as_of=_iso(as_of))
-    for record in cmdb.records():
+    for record in sorted(cmdb.records(), key=lambda record: record.id):
         export.add_node(record.id, **node_document(record, policy, as_of))
-    for origin, target, data in cmdb.graph.edges(data=True):
-        for relation_type, sightings in data.items():
+    for origin, target, data in sorted(cmdb.graph.edges(data=True), key=lambda e: e[:2]):
+        for relation_type, sightings in sorted(data.items()):
             export.add_edge(
                 origin,
                 target,

@@ -31,7 +31,7 @@ def file(state: State, filing: rules.Filing, now: datetime) -> list[Finding]:
     else:
         lesson = rules.recurrence(state.policy, previous, filing, now)
     state.put_lesson(lesson)
-    _schedule_due(state, lesson)
+    schedule_due(state, lesson)
     reopened = previous is not None and previous.status == "Done"
     return [rules.lesson_filed(lesson, now, reopened)] if previous is None or reopened else []
 
@@ -40,7 +40,8 @@ def file_all(state: State, filings: Iterable[rules.Filing | None], now: datetime
     return [finding for filing in filings if filing for finding in file(state, filing, now)]
 
 
-def _schedule_due(state: State, lesson: Lesson) -> None:
+def schedule_due(state: State, lesson: Lesson) -> None:
+    """Arm the lesson's overdue check (open lessons only)."""
     if lesson.is_open:
         state.deadlines.schedule(lesson.id, LESSON_DUE, rules.overdue_at(lesson))
     else:
@@ -57,7 +58,7 @@ def on_lesson_updated(
     edits = {name: value for name, value in payload_fields(payload).items() if name != "lesson_id"}
     updated = lesson.model_copy(update={**edits, "updated_at": max(lesson.updated_at, event.time)})
     state.put_lesson(updated)
-    _schedule_due(state, updated)
+    schedule_due(state, updated)
     return []
 
 

@@ -123,11 +123,18 @@ class Runner:
             offsets[partition] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
         if tick:
             self._emit(producer, self.engine.tick(self.clock.now()))
-        for key, value in changelog.changed_entries(self.engine):
-            producer.send(self.settings.topic_state, key=key.encode(), value=value)
+        self._record_changes(producer)
         if offsets:
             producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
         producer.commit_transaction()
+
+    def _record_changes(self, producer: KafkaProducer) -> None:
+        """Changelog records for what changed; lessons also go, whole, to the lessons topic."""
+        for key, value in changelog.changed_entries(self.engine):
+            producer.send(self.settings.topic_state, key=key.encode(), value=value)
+            if key.startswith(changelog.LESSON_PREFIX):
+                lesson_id = key.removeprefix(changelog.LESSON_PREFIX).encode()
+                producer.send(self.settings.topic_lessons, key=lesson_id, value=value)
 
     def _handle(self, producer: KafkaProducer, record: ConsumerRecord) -> None:
         started = time.perf_counter()
