@@ -8,9 +8,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from schemas.decode import InvalidEvent, decode
+from schemas.decode import InvalidEvent
 from schemas.findings import Finding
+from worker.clock import EventClock
 from worker.engine import Engine
+from worker.processing import Outcome, process
 
 WRAPPER_KEYS = frozenset({"key", "headers", "value"})
 Progress = Callable[[int, int, int], None]
@@ -78,32 +80,34 @@ def replay(
 
     ``progress`` is called at most every ``every`` seconds.
     """
-    result = ReplayResult()
+    result, clock = ReplayResult(), EventClock()
     total = sum(path.stat().st_size for path in paths)
     reporter = _ProgressTicker(total, progress, every)
     for path in paths:
         for number, line in _lines(path, reporter):
             result.lines += 1
-            _replay_line(engine, result, path, number, line)
+            _replay_line(engine, clock, result, path, number, line)
             reporter.line_done(result.lines)
+    result.latest_event_time = clock.latest
     return result
 
 
-def _replay_line(engine: Engine, result: ReplayResult, path: Path, number: int, line: str) -> None:
+def _replay_line(
+    engine: Engine, clock: EventClock, result: ReplayResult, path: Path, number: int, line: str
+) -> None:
     try:
         message = message_from_line(line)
-        event = decode(message.value, message.headers)
-        now = max(event.time, result.latest_event_time or event.time)
-        findings = engine.apply(event, now)
     except InvalidEvent as invalid:
-        result.dead_letters.append(DeadLetter(number, invalid.reason, line, str(path)))
-        return
-    result.latest_event_time = now
-    if findings is None:
+        outcome = Outcome(invalid=invalid)
+    else:
+        outcome = process(engine, message.value, message.headers, clock)
+    if outcome.invalid is not None:
+        result.dead_letters.append(DeadLetter(number, outcome.invalid.reason, line, str(path)))
+    elif outcome.duplicate:
         result.duplicates += 1
-        return
-    result.applied += 1
-    result.findings += findings
+    else:
+        result.applied += 1
+        result.findings += outcome.findings
 
 
 def _lines(path: Path, reporter: "_ProgressTicker") -> Iterator[tuple[int, str]]:
