@@ -3,7 +3,7 @@
 Deadlines: ``lesson_due`` fires ``lesson_overdue`` once a lesson's due date has passed (unless it
 is Done or Won't Do by then); ``stale_too_long`` is armed when a CI goes stale and files
 ``cmdb_stale`` if the CI is still stale when the grace ends (seen again, it is no longer stale,
-and the deadline does nothing).
+or its grace has moved on, and the deadline does nothing).
 """
 
 from collections.abc import Iterable
@@ -80,7 +80,14 @@ def on_stale(state: State, ci_id: str, kind: str, now: datetime) -> list[Finding
 
 
 def on_stale_too_long(state: State, ci_id: str, kind: str, now: datetime) -> list[Finding]:
+    """File ``cmdb_stale`` if the CI is stale and its grace, from its current last seen, is over.
+
+    The grace is re-checked because a deadline armed by an earlier staleness can fall due in
+    the same tick as the CI going stale again after being seen.
+    """
     record = state.cmdb.get(CIId(ci_id))
     if record is None or record.id != ci_id or not record.stale:
+        return []
+    if now <= rules.stale_grace_ends(state.policy, record):
         return []
     return file(state, rules.cmdb_stale(state.policy, record), now)
