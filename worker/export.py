@@ -68,9 +68,18 @@ def lessons_document(lessons: Iterable[Lesson]) -> dict[str, Any]:
     }
 
 
+class _RegisterDumper(yaml.SafeDumper):
+    """Indents list items under their key (``  - id: ...``), as the hand-kept register does."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
 def lessons_yaml(lessons: Iterable[Lesson]) -> str:
-    return yaml.safe_dump(
-        _plain(lessons_document(lessons)), sort_keys=False, allow_unicode=True, width=100
+    """The register as YAML; long texts stay on one line, ``due`` is a plain YAML date."""
+    document = _plain(lessons_document(lessons))
+    return yaml.dump(
+        document, Dumper=_RegisterDumper, sort_keys=False, allow_unicode=True, width=2**16
     )
 
 
