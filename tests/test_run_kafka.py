@@ -111,7 +111,7 @@ def cicd_messages(topic: str) -> list[tuple[Message, str]]:
     reported = cd("incident.reported", "0.5+", "cd-5", t + timedelta(minutes=40), "inc-2",
                   prod({"service": {"id": "search"}, "description": "502s"}))  # fmt: skip
     wrapped = cd("service.deployed", "0.5+", "cd-6", t + timedelta(minutes=50), "ledger",
-                 prod({"artifactId": "pkg:oci/ledger@sha256:d4"}), depends("ledger-pg"))  # fmt: skip
+                 prod({"artifactId": "pkg:oci/ledger@1"}), depends("ledger-pg"))  # fmt: skip
     staging = cd("service.deployed", "0.4", "cd-7", t + timedelta(hours=1), "shop",
                  {"environment": {"id": "staging"}, "artifactId": "pkg:oci/shop@1"},
                  {"depends_on": [{"type": "database", "name": "shop-db"}]})  # fmt: skip
@@ -295,6 +295,7 @@ POISON_REASONS = {b"poison-not-json": "not_json", b"poison-schema": "missing_fie
 
 def poison_and_good(topic: str) -> list[Message]:
     """Good observations with three poison messages between them, all on one partition."""
+
     def good(name: str, minute: int) -> Message:
         event = observed(name, time=T0 + timedelta(minutes=minute), id=f"good-{name}")
         return Message(topic, _json(event), f"service/{name}@prod".encode())

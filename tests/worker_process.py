@@ -201,9 +201,7 @@ class WorkerProcess:
     def _fail_if_exited(self, when: str) -> None:
         assert self.proc is not None
         if self.proc.poll() is not None:
-            raise AssertionError(
-                f"worker exited with {self.proc.returncode} {when}\n{self.tail()}"
-            )
+            raise AssertionError(f"worker exited with {self.proc.returncode} {when}\n{self.tail()}")
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.output().splitlines()[-lines:])
@@ -322,9 +320,7 @@ class Record:
     headers: Headers = field(default_factory=list)
 
 
-def read_topic(
-    bootstrap: str, topic: str, timeout: float = 60.0, **config: Any
-) -> list[Record]:
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0, **config: Any) -> list[Record]:
     """Every committed record of ``topic`` (all partitions), as a read_committed consumer sees."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
