@@ -7,11 +7,12 @@ from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
-from worker.api import Api, NotFound
+from worker.api import Api, BadRequest, NotFound
 
 Route = Callable[[dict[str, list[str]]], tuple[int, str, bytes]]
 
@@ -26,7 +27,10 @@ class StatusServer:
         handler = _handler(registry, api, is_live, is_ready)
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval: stop() returns within 0.1 s instead of the default 0.5 s.
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
 
     @property
     def port(self) -> int:
@@ -53,15 +57,16 @@ def _handler(
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
-            path, query = unquote(url.path), parse_qs(url.query)
-            if path == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
-            elif path == "/healthz":
+            if url.path.startswith("/api/"):
+                api_path = url.path.removeprefix("/api/")
+                self._send(*_api_response(api, api_path, parse_qs(url.query)))
+            elif url.path == "/metrics":
+                encode, content_type = choose_encoder(self.headers.get("Accept", ""))
+                self._send(200, content_type, encode(registry))
+            elif url.path == "/healthz":
                 self._send(*probe(is_live, "live"))
-            elif path == "/readyz":
+            elif url.path == "/readyz":
                 self._send(*probe(is_ready, "ready"))
-            elif path.startswith("/api/"):
-                self._send(*_api_response(api, path.removeprefix("/api/"), query))
             else:
                 self._send(404, "application/json", b'{"error": "not found"}')
 
@@ -79,15 +84,18 @@ def _handler(
 
 
 def _api_response(api: Api, path: str, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
+    """The API's answer; ``path`` is still percent-encoded so CI ids may carry ``%2F``."""
     try:
         content_type, body = api.get(path, query)
     except NotFound as missing:
-        return (
-            HTTPStatus.NOT_FOUND,
-            "application/json",
-            json.dumps({"error": str(missing)}).encode(),
-        )
+        return _error(HTTPStatus.NOT_FOUND, missing)
+    except BadRequest as bad:
+        return _error(HTTPStatus.BAD_REQUEST, bad)
     return HTTPStatus.OK, content_type, body
+
+
+def _error(status: HTTPStatus, error: Exception) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps({"error": str(error)}).encode()
 
 
 def liveness(last_progress: Callable[[], float], timeout: float) -> Callable[[], bool]:
