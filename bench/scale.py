@@ -109,8 +109,12 @@ def _event(i: int, ref: CIRef, relations: list[Relation], rng: random.Random,
                       payload)  # fmt: skip
 
 
-def build(n_cis: int, seed: int = 11) -> tuple[Engine, float]:
-    """An engine holding ``n_cis`` (+100 platform) CIs; returns it and the seconds it took."""
+def build(n_cis: int, seed: int = 11, identities: bool = False) -> tuple[Engine, float]:
+    """An engine holding ``n_cis`` (+100 platform) CIs; returns it and the seconds it took.
+
+    The identities applied since the last changelog write are dropped (as the runner's
+    per-batch changelog write does) unless ``identities``.
+    """
     engine = Engine(load_policy())
     events = observations(n_cis, seed)
     gc.freeze()  # long-lived objects: keep the cyclic GC from rescanning the graph
@@ -118,7 +122,8 @@ def build(n_cis: int, seed: int = 11) -> tuple[Engine, float]:
     for event in events:
         engine.apply(event, event.time)
     seconds = time.perf_counter() - started
-    engine.take_identity_changes()
+    if not identities:
+        engine.take_identity_changes()
     return engine, seconds
 
 
