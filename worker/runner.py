@@ -32,7 +32,7 @@ from worker.logs import get_logger
 from worker.metrics import Metrics
 from worker.processing import Outcome, process
 from worker.settings import Settings
-from worker.status import refresh_state_gauges
+from worker.status import count_finding, refresh_state_gauges
 
 log = get_logger("cmdb_worker.run")
 DLQ_HEADERS = ("cmdb_dlq_reason", "cmdb_dlq_topic", "cmdb_dlq_partition", "cmdb_dlq_offset")
@@ -163,7 +163,7 @@ class Runner:
                 value=finding.model_dump_json().encode(),
                 headers=[("content-type", b"application/cloudevents+json")],
             )
-            self.metrics.finding(finding.kind)
+            count_finding(self.metrics, finding)
 
     def _dead_letter(
         self, producer: KafkaProducer, record: ConsumerRecord, outcome: Outcome
