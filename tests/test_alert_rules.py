@@ -47,7 +47,7 @@ def run_fetch_script() -> list[str]:
 def promtool() -> Path:
     """The promtool binary unpacked by deploy/local/prometheus.sh."""
     if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
-        pytest.skip("promtool comes from Debian's prometheus package; needs apt-get and dpkg")
+        pytest.fail("promtool comes from Debian's prometheus package; needs apt-get and dpkg")
     path = Path(run_fetch_script()[0])
     assert path.name == "promtool" and path.is_file()
     return path

@@ -13,6 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
+DEFAULT_POLICY = ROOT / "rules" / "policy.yaml"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 SHUTDOWN_GRACE_ENV = "CMDB_WORKER_SHUTDOWN_GRACE_SECONDS"
 
@@ -24,7 +25,7 @@ def rendered() -> list[Doc]:
     """The documents `kubectl kustomize deploy/k8s` renders, offline."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        pytest.skip("kubectl is not installed")
+        pytest.fail("kubectl is not installed: it renders deploy/k8s (apt-get install kubectl)")
     result = subprocess.run(
         [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=120
     )
@@ -154,6 +155,19 @@ def test_policy_configmap_is_mounted_where_the_env_points(
     assert policy["data"]["policy.yaml"] == (K8S / "policy.yaml").read_text(encoding="utf-8")
 
 
+def test_deployed_policy_is_the_default_policy() -> None:
+    """deploy/k8s/policy.yaml is byte-for-byte rules/policy.yaml (copy it after editing either)."""
+    deployed = (K8S / "policy.yaml").read_bytes()
+    assert deployed == DEFAULT_POLICY.read_bytes(), "run: cp rules/policy.yaml deploy/k8s/"
+
+
+def test_one_replica_replaced_not_rolled(rendered: list[Doc]) -> None:
+    """One worker replica (it keeps the whole graph), and updates stop it before starting anew."""
+    spec = one(rendered, "Deployment")["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+
+
 def test_prometheusrule_groups_equal_alerts_yaml(rendered: list[Doc]) -> None:
     """The PrometheusRule deploys exactly the rule groups promtool tests in alerts.yaml."""
     alerts = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
@@ -189,7 +203,8 @@ def test_servicemonitor_scrapes_metrics_every_30s(rendered: list[Doc]) -> None:
 
 
 def test_pdb_allows_one_unavailable(rendered: list[Doc]) -> None:
-    """The PodDisruptionBudget allows at most one worker pod down and selects the worker pods."""
+    """The PodDisruptionBudget lets the single worker pod be evicted (a node drain never blocks)
+    and selects the worker pods."""
     pdb = one(rendered, "PodDisruptionBudget")["spec"]
     assert pdb["maxUnavailable"] == 1
     assert pdb["selector"]["matchLabels"] == {"app.kubernetes.io/name": "cmdb-worker"}
