@@ -36,6 +36,10 @@ schemas: setup  ## regenerate schemas/json from the pydantic models
 examples: setup  ## regenerate examples/events.jsonl
 	$(BIN)/python -m examples.generate
 
+bench: setup  ## benchmarks (local broker, 1M CIs; ~30 min): writes bench/RESULTS.md
+	bash deploy/local/kafka.sh fetch
+	$(BIN)/python -m bench.run_all --repetitions 3 --recovery-repetitions 2 --replay-repetitions 1
+
 kafka-up:
 	bash deploy/local/kafka.sh up
 

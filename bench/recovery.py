@@ -4,15 +4,16 @@
 
 The state is built as ``bench.scale`` builds it (N CIs, ~3N relations, through ``Engine``);
 ``changelog.changed_entries`` turns it into changelog records (one per CI, and one per
-remembered event identity: each CI's observation), which are produced to a fresh compacted topic of 3 partitions. Then, each
-repetition, ``cmdb-worker run`` is started on that state topic (fresh group, empty inputs) and
-timed from process start until /readyz answers 200; the worker's own ``state_rebuilt`` log line
+remembered event identity: each CI's observation), which are produced to a fresh compacted
+topic of 3 partitions. Then, each repetition, ``cmdb-worker run`` is started on that state
+topic (fresh group, empty inputs) and timed from process start until /readyz answers 200; the worker's own ``state_rebuilt`` log line
 gives the rebuild alone, and its VmHWM the peak memory. The topic's size on the broker comes
 from the admin API (``describe_log_dirs``).
 """
 
 import argparse
 import gc
+import json
 import tempfile
 import time
 import uuid
@@ -113,13 +114,19 @@ def measure(bootstrap: str, n_cis: int, repetitions: int = 3) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--cis", type=int, default=1_000_000)
     parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    for key, value in measure(args.bootstrap, args.cis, args.repetitions).items():
+    result = measure(args.bootstrap, args.cis, args.repetitions)
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
         print(f"{key:16} {value}")
 
 

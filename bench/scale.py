@@ -190,8 +190,9 @@ def measure(n_cis: int, ticks: int = 20_000, due_slices: int = 3, changes: int =
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cis", type=int, default=1_000_000)
     parser.add_argument("--ticks", type=int, default=20_000)
     parser.add_argument("--changes", type=int, default=2000)

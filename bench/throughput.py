@@ -105,8 +105,15 @@ class Worker:
                 self.process.wait()
 
 
-def start_worker(bootstrap: str, prefix: str, log_dir: Path, *, inputs: tuple[str, str] | None,
-                 state_topic: str | None = None, profile: Path | None = None) -> Worker:  # fmt: skip
+def start_worker(
+    bootstrap: str,
+    prefix: str,
+    log_dir: Path,
+    *,
+    inputs: tuple[str, str] | None,
+    state_topic: str | None = None,
+    profile: Path | None = None,
+) -> Worker:
     """Start ``cmdb-worker run`` with topics and group named after ``prefix``."""
     port = free_port()
     inputs = inputs or (f"{prefix}.discovery", f"{prefix}.cicd")
@@ -248,15 +255,17 @@ def iter_summary(result: dict[str, Any]) -> Iterator[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     result = measure(args.bootstrap, args.events, args.repetitions, args.profile)
-    print("\n".join(iter_summary(result)))
+    print(json.dumps(result) if args.json else "\n".join(iter_summary(result)))
 
 
 if __name__ == "__main__":

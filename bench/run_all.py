@@ -1,0 +1,290 @@
+"""Run every benchmark, write bench/RESULTS.md and print a summary (``make bench``).
+
+    python -m bench.run_all [--bootstrap HOST:PORT] [--repetitions 3] [--events 100000]
+                            [--cis 1000000] [--replay-events 1000000] [--only NAME ...]
+
+Each benchmark runs in its own process (so one's memory does not weigh on the next); a figure
+is the median of ``--repetitions`` runs, with min and max. Without ``--bootstrap`` a local
+broker is started with ``deploy/local/kafka.sh`` in a temporary directory and stopped after.
+"""
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "RESULTS.md"
+NAMES = ("throughput", "scale", "recovery", "replay")
+REPLAY_LINE = re.compile(r"in ([\d.]+) s = ([\d,]+) events/s; peak RSS ([\d,]+) MiB")
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}  # fmt: skip
+
+
+def _json_run(module: str, *args: str) -> dict[str, Any]:
+    """Run ``python -m module args --json`` and return the JSON object it printed last."""
+    command = [sys.executable, "-m", module, *args, "--json"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{shlex.join(command)} failed:\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def throughput(bootstrap: str, events: int, repetitions: int) -> dict[str, Any]:
+    raw = _json_run("bench.throughput", "--bootstrap", bootstrap, "--events", str(events),
+                    "--repetitions", str(repetitions))  # fmt: skip
+    return {"events": raw["events"], "worker_eps": stats(raw["worker_eps"]),
+            "bare_eps": stats(raw["bare_eps"]), "ratio": stats(raw["ratio"]),
+            "worker_startup_s": stats(raw["worker_startup_s"])}  # fmt: skip
+
+
+def scale(cis: int, repetitions: int, ticks: int, changes: int) -> dict[str, Any]:
+    runs = [_json_run("bench.scale", "--cis", str(cis), "--ticks", str(ticks),
+                      "--changes", str(changes)) for _ in range(repetitions)]  # fmt: skip
+    summary: dict[str, Any] = {}
+    for key in runs[0]:
+        values = [float(run[key]) for run in runs]
+        summary[key] = stats(values) if key not in ("cis", "relations") else values[0]
+    return summary
+
+
+def recovery(bootstrap: str, cis: int, repetitions: int) -> dict[str, Any]:
+    raw = _json_run("bench.recovery", "--bootstrap", bootstrap, "--cis", str(cis),
+                    "--repetitions", str(repetitions))  # fmt: skip
+    return {key: stats(value) if isinstance(value, list) else value for key, value in raw.items()}
+
+
+def replay(events: int, repetitions: int) -> dict[str, Any]:
+    seconds, eps, peak = [], [], []
+    for _ in range(repetitions):
+        command = [sys.executable, "-m", "bench.replay_throughput", "--events", str(events)]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+        match = REPLAY_LINE.search(done.stdout)
+        if match is None:
+            raise RuntimeError(f"unexpected output of bench.replay_throughput: {done.stdout}")
+        seconds.append(float(match[1]))
+        eps.append(float(match[2].replace(",", "")))
+        peak.append(float(match[3].replace(",", "")))
+    return {"events": events, "seconds": stats(seconds), "eps": stats(eps),
+            "peak_rss_mib": stats(peak)}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- environment
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info
+                    if line.startswith("model name")), cpu)  # fmt: skip
+    memory = "unknown"
+    with contextlib.suppress(OSError), open("/proc/meminfo") as info:
+        kib = int(next(line for line in info if line.startswith("MemTotal")).split()[1])
+        memory = f"{kib / 2**20:.1f} GiB"
+    return {"nproc": str(os.cpu_count()), "memory": memory, "cpu": cpu,
+            "os": platform.platform()}  # fmt: skip
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("kafka-python", "networkx", "pydantic"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    jars = sorted((REPO / "deploy" / "local" / ".kafka" / "libs").glob("kafka_2.*-*.jar"))
+    found["Kafka broker"] = jars[0].stem.split("-", 1)[1] if jars else "unknown"
+    return found
+
+
+@contextlib.contextmanager
+def broker(bootstrap: str | None) -> Iterator[str]:
+    if bootstrap:
+        yield bootstrap
+        return
+    from tests.kafka_broker import LocalKafkaBroker
+
+    with tempfile.TemporaryDirectory(prefix="cmdb-bench-") as scratch:
+        local = LocalKafkaBroker(Path(scratch) / "kafka")
+        try:
+            yield local.start()
+        finally:
+            local.stop()
+
+
+# ------------------------------------------------------------------------------- reporting
+def _f(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def _mmm(s: dict[str, float], digits: int = 0, unit: str = "") -> str:
+    unit = f" {unit}" if unit else ""
+    return (f"{_f(s['median'], digits)}{unit} (min {_f(s['min'], digits)}, "
+            f"max {_f(s['max'], digits)}; n={int(s['n'])})")  # fmt: skip
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def report(results: dict[str, Any], command: str, elapsed: float) -> str:
+    lines = ["# Benchmark results", "",
+             f"Generated by `{command}` on {datetime.date.today().isoformat()} "
+             f"in {elapsed / 60:.1f} min. Each figure is the **median** of n runs with "
+             "min and max. The machine was shared with other engineers running tests, so "
+             "figures are noisy (the min/max spread shows how much).", ""]  # fmt: skip
+    lines += ["## Machine and versions", ""]
+    lines += [f"- {key}: {value}" for key, value in {**machine(), **versions()}.items()]
+    lines += ["", "## Targets", "", "| target | figure | verdict |", "|---|---|---|"]
+    lines += _targets(results)
+    lines += [""]
+    if "throughput" in results:
+        t = results["throughput"]
+        lines += ["## Throughput through the local broker (`bench/throughput.py`)", "",
+                  f"{_f(t['events'])} synthetic events (`bench/synthetic.py`: ~90% discovery, "
+                  "~9% deploys, ~1% bad lines) on two input topics of 3 partitions, read in the "
+                  "same run by a bare kafka-python consumer (read + `json.loads`) and by "
+                  "`cmdb-worker run` (fresh group; from /readyz until every input offset is "
+                  "committed; event clock).", "",
+                  f"- worker: {_mmm(t['worker_eps'], unit='events/s')}",
+                  f"- bare consumer: {_mmm(t['bare_eps'], unit='events/s')}",
+                  f"- ratio worker / bare: {_mmm(t['ratio'], 3)}",
+                  f"- worker start-up (excluded): {_mmm(t['worker_startup_s'], 1, 's')}",
+                  ""]  # fmt: skip
+    if "scale" in results:
+        s = results["scale"]
+        lines += ["## Scale (`bench/scale.py`)", "",
+                  f"{_f(s['cis'])} CIs and {_f(s['relations'])} relations applied as decoded "
+                  "`cmdb.ci.observed` events through `Engine.apply` (one fresh process per run).",
+                  "",
+                  f"- build: {_mmm(s['build_seconds'], 1, 's')}",
+                  f"- resident memory (whole process): {_mmm(s['rss_mib'], 0, 'MiB')}",
+                  f"- of which the build added: {_mmm(s['rss_growth_mib'], 0, 'MiB')}",
+                  f"- staleness tick, nothing due: {_mmm(s['idle_tick_us'], 2, 'µs')} per tick",
+                  f"- tick with 1% of CIs falling due ({_f(s['due_tick_cis']['median'])} CIs "
+                  f"go stale): {_mmm(s['due_tick_ms'], 1, 'ms')}",
+                  f"- blast radius per change, p50: {_mmm(s['blast_radius_p50_ms'], 3, 'ms')}",
+                  f"- blast radius per change, p99: {_mmm(s['blast_radius_p99_ms'], 3, 'ms')}",
+                  f"- blast radius size: p50 {_f(s['blast_radius_p50_cis']['median'])} CIs, "
+                  f"p99 {_f(s['blast_radius_p99_cis']['median'])} CIs", ""]  # fmt: skip
+    if "recovery" in results:
+        r = results["recovery"]
+        size = r.get("topic_bytes")
+        lines += ["## Recovery (`bench/recovery.py`)", "",
+                  f"Changelog of {_f(r['cis'])} CIs ({_f(r['relations'])} relations): "
+                  f"{_f(r['records'])} records, {_f(r['value_mib'])} MiB of values, produced "
+                  "once to a compacted topic; then `cmdb-worker run` started on it.", "",
+                  f"- start to ready (/readyz 200): {_mmm(r['ready_s'], 1, 's')}",
+                  f"- of which the rebuild (worker's `state_rebuilt`): "
+                  f"{_mmm(r['rebuild_s'], 1, 's')}",
+                  f"- worker peak memory (VmHWM): {_mmm(r['peak_rss_mib'], 0, 'MiB')}",
+                  "- changelog topic on the broker (describe_log_dirs): "
+                  + (f"{_f(size / 2**20)} MiB" if size else "not reported"), ""]  # fmt: skip
+    if "replay" in results:
+        p = results["replay"]
+        lines += ["## Replay (`bench/replay_throughput.py`)", "",
+                  f"`cmdb-worker replay` of {_f(p['events'])} synthetic events from a file.", "",
+                  f"- {_mmm(p['eps'], unit='events/s')}",
+                  f"- wall time: {_mmm(p['seconds'], 1, 's')}",
+                  f"- peak memory: {_mmm(p['peak_rss_mib'], 0, 'MiB')}", ""]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _targets(results: dict[str, Any]) -> list[str]:
+    rows = []
+    if "throughput" in results:
+        ratio = results["throughput"]["ratio"]["median"]
+        eps = results["throughput"]["worker_eps"]["median"]
+        rows.append(f"| worker / bare consumer >= 0.5 | {ratio:.3f} ({eps:,.0f} events/s) | "
+                    f"{_verdict(ratio >= 0.5)} |")  # fmt: skip
+    if "scale" in results:
+        s = results["scale"]
+        rss = s["rss_mib"]["median"]
+        tick = s["idle_tick_us"]["median"]
+        size = f"{s['cis']:,} CIs / {s['relations']:,} relations"
+        rows += [f"| memory at {size} (target at 1M / 3M: <= 1.5 GB) | {rss:,.0f} MiB | "
+                 f"{_verdict(rss * 2**20 <= 1.5e9)} |",
+                 f"| staleness tick, nothing due <= 1 ms | {tick:.2f} µs | "
+                 f"{_verdict(tick <= 1000)} |",
+                 f"| build time (no target) | {s['build_seconds']['median']:,.1f} s | - |",
+                 f"| blast radius p50 / p99 (no target) | "
+                 f"{s['blast_radius_p50_ms']['median']:.3f} / "
+                 f"{s['blast_radius_p99_ms']['median']:.3f} ms | - |"]  # fmt: skip
+    if "recovery" in results:
+        ready = results["recovery"]["ready_s"]["median"]
+        cis = results["recovery"]["cis"]
+        rows.append(f"| start to ready, {cis:,} CIs in the changelog (target at 1M: <= 60 s) | "
+                    f"{ready:,.1f} s | "
+                    f"{_verdict(ready <= 60)} |")  # fmt: skip
+    if "replay" in results:
+        rows.append(
+            f"| replay (no target) | {results['replay']['eps']['median']:,.0f} events/s | - |"
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bootstrap", help="an existing broker; else one is started")
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--recovery-repetitions", type=int, help="default: --repetitions")
+    parser.add_argument("--replay-repetitions", type=int, help="default: --repetitions")
+    parser.add_argument("--events", type=int, default=100_000, help="throughput events")
+    parser.add_argument("--cis", type=int, default=1_000_000, help="scale and recovery CIs")
+    parser.add_argument("--replay-events", type=int, default=1_000_000)
+    parser.add_argument("--ticks", type=int, default=20_000)
+    parser.add_argument("--changes", type=int, default=2000, help="blast radius samples")
+    parser.add_argument("--only", nargs="+", choices=NAMES, default=list(NAMES))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    command = (
+        "make bench"
+        if argv is None and os.environ.get("MAKELEVEL")
+        else shlex.join(
+            ["python", "-m", "bench.run_all", *(sys.argv[1:] if argv is None else argv)]
+        )
+    )
+    started = time.monotonic()
+    results: dict[str, Any] = {}
+    with broker(args.bootstrap if {"throughput", "recovery"} & set(args.only) else "-") as kafka:
+        for name in args.only:
+            print(f"bench: {name} ...", flush=True)
+            began = time.monotonic()
+            if name == "throughput":
+                results[name] = throughput(kafka, args.events, args.repetitions)
+            elif name == "scale":
+                results[name] = scale(args.cis, args.repetitions, args.ticks, args.changes)
+            elif name == "recovery":
+                results[name] = recovery(
+                    kafka, args.cis, args.recovery_repetitions or args.repetitions
+                )
+            else:
+                results[name] = replay(
+                    args.replay_events, args.replay_repetitions or args.repetitions
+                )
+            print(f"bench: {name} done in {time.monotonic() - began:.0f} s", flush=True)
+    text = report(results, command, time.monotonic() - started)
+    args.out.write_text(text)
+    print(text)
+    return results
+
+
+if __name__ == "__main__":
+    main()

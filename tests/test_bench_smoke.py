@@ -1,0 +1,101 @@
+"""The benchmarks keep working: each runs at a tiny size and yields well-formed figures.
+
+Benchmarks are not tests: nothing here asserts a timing, only that the numbers are numbers > 0.
+"""
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import recovery, run_all, scale, throughput
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def _all_positive(result: dict[str, Any], keys: list[str]) -> None:
+    for key in keys:
+        values = result[key] if isinstance(result[key], list) else [result[key]]
+        assert values, key
+        assert all(_positive(v) for v in values), (key, values)
+
+
+def test_scale_at_a_tiny_size() -> None:
+    result = scale.measure(2000, ticks=200, due_slices=2, changes=50)
+    assert result["cis"] >= 2000
+    assert result["relations"] >= 2 * result["cis"]
+    _all_positive(
+        result,
+        [
+            "build_seconds",
+            "rss_mib",
+            "idle_tick_us",
+            "blast_radius_p50_ms",
+            "blast_radius_p99_ms",
+            "due_tick_ms",
+            "due_tick_cis",
+        ],
+    )
+
+
+def test_replay_at_a_tiny_size() -> None:
+    result = run_all.replay(300, repetitions=1)
+    for key in ("seconds", "eps", "peak_rss_mib"):
+        assert _positive(result[key]["median"]), key
+
+
+@pytest.mark.kafka
+def test_throughput_at_a_tiny_size(kafka_bootstrap: str) -> None:
+    result = throughput.measure(kafka_bootstrap, events=300, repetitions=1)
+    assert result["events"] == 300
+    _all_positive(result, ["worker_eps", "bare_eps", "ratio", "worker_startup_s"])
+
+
+@pytest.mark.kafka
+def test_recovery_at_a_tiny_size(kafka_bootstrap: str) -> None:
+    result = recovery.measure(kafka_bootstrap, 1000, repetitions=1)
+    assert result["rebuilt_cis"] == [result["cis"]]
+    _all_positive(result, ["ready_s", "rebuild_s", "peak_rss_mib", "records", "topic_bytes"])
+
+
+@pytest.mark.kafka
+def test_run_all_writes_results(kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    results = run_all.main(
+        [
+            "--bootstrap",
+            kafka_bootstrap,
+            "--repetitions",
+            "1",
+            "--events",
+            "200",
+            "--cis",
+            "1000",
+            "--replay-events",
+            "200",
+            "--ticks",
+            "100",
+            "--changes",
+            "20",
+            "--out",
+            str(out),
+        ]
+    )
+    assert set(results) == set(run_all.NAMES)
+    text = out.read_text()
+    for heading in (
+        "Machine and versions",
+        "Targets",
+        "Throughput",
+        "Scale",
+        "Recovery",
+        "Replay",
+        "kafka-python",
+        "networkx",
+        "Kafka broker",
+        "nproc",
+    ):
+        assert heading in text
