@@ -6,9 +6,9 @@ The state is built as ``bench.scale`` builds it (N CIs, ~3N relations, through `
 ``changelog.changed_entries`` turns it into changelog records (one per CI, and one per
 remembered event identity: each CI's observation), which are produced to a fresh compacted
 topic of 3 partitions. Then, each repetition, ``cmdb-worker run`` is started on that state
-topic (fresh group, empty inputs) and timed from process start until /readyz answers 200; the worker's own ``state_rebuilt`` log line
-gives the rebuild alone, and its VmHWM the peak memory. The topic's size on the broker comes
-from the admin API (``describe_log_dirs``).
+topic (fresh group, empty inputs) and timed from process start until /readyz answers 200;
+the worker's own ``state_rebuilt`` log line gives the rebuild alone, and its VmHWM the peak
+memory. The topic's size on the broker comes from the admin API (``describe_log_dirs``).
 """
 
 import argparse
