@@ -61,7 +61,7 @@ def scale(cis: int, repetitions: int, ticks: int, changes: int) -> dict[str, Any
     summary: dict[str, Any] = {}
     for key in runs[0]:
         values = [float(run[key]) for run in runs]
-        summary[key] = stats(values) if key not in ("cis", "relations") else values[0]
+        summary[key] = stats(values) if key not in ("cis", "relations") else int(values[0])
     return summary
 
 
