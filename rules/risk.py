@@ -7,7 +7,8 @@ has not since said it failed. ``requested``, ``rejected``, ``cancelled``, ``fail
 ``rolled_back`` do not authorise a deploy.
 """
 
-from collections.abc import Callable, Iterable, Mapping
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -155,19 +156,25 @@ def _critical_ci(
     policy: Policy, change: ChangeRequested, scope: Scope, now: datetime
 ) -> Reason | None:
     limit = policy.risk.critical_criticality
-    critical = [
-        f"{ci_id} (criticality {record.criticality}, {_where(scope, ci_id)})"
+    critical = sorted(
+        (scope.dependents.get(ci_id, 0), ci_id, record.criticality)
         for ci_id, record in scope.records.items()
         if record.criticality is not None and record.criticality <= limit
-    ]
+    )
     if not critical:
         return None
-    return _reason(policy, "critical_ci", "critical CIs affected: " + ", ".join(sorted(critical)))
+    named = [f"{ci_id} (criticality {level}, {_where(hops)})" for hops, ci_id, level in critical]
+    return _reason(policy, "critical_ci", "critical CIs affected: " + _listed(named))
 
 
-def _where(scope: Scope, ci_id: CIId) -> str:
-    hops = scope.dependents.get(ci_id)
-    return "in scope" if hops is None else f"dependent at {hops} hop{'s' * (hops > 1)}"
+def _where(hops: int) -> str:
+    return "in scope" if hops == 0 else f"dependent at {hops} hop{'s' * (hops > 1)}"
+
+
+def _listed(items: Sequence[str], shown: int = 5) -> str:
+    """The first ``shown`` items, then how many more: a reason stays readable at any scale."""
+    more = len(items) - shown
+    return ", ".join(items[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def _large_blast_radius(
@@ -186,7 +193,7 @@ def _stale_ci(
     if not stale:
         return None
     return _reason(
-        policy, "stale_ci_in_scope", "stale in the CMDB, facts may be wrong: " + ", ".join(stale)
+        policy, "stale_ci_in_scope", "stale in the CMDB, facts may be wrong: " + _listed(stale)
     )
 
 
@@ -198,7 +205,7 @@ def _recent_failures(
     window = policy.risk.recent_failures_window
     return _reason(
         policy, "recent_failures",
-        f"failed on these CIs within {window.days}d: " + ", ".join(scope.recent_failures),
+        f"failed on these CIs within {window.days}d: " + _listed(scope.recent_failures),
     )  # fmt: skip
 
 
@@ -207,7 +214,7 @@ def _unknown_ci(
 ) -> Reason | None:
     if not scope.unknown:
         return None
-    return _reason(policy, "unknown_ci", "not in the CMDB: " + ", ".join(scope.unknown))
+    return _reason(policy, "unknown_ci", "not in the CMDB: " + _listed(scope.unknown))
 
 
 REASON_RULES: list[ReasonRule] = [
@@ -248,14 +255,15 @@ def assess(
 
 
 def top_dependents(policy: Policy, scope: Scope) -> list[Dependent]:
-    """The nearest, most critical dependents first."""
-    ranked = sorted(
+    """The nearest, most critical dependents first (a partial sort: blast radii can be huge)."""
+    ranked = heapq.nsmallest(
+        policy.risk.top_dependents,
         scope.dependents.items(),
         key=lambda item: (item[1], scope.records[item[0]].criticality or 5, item[0]),
     )
     return [
         Dependent(id=ci_id, hops=hops, criticality=scope.records[ci_id].criticality)
-        for ci_id, hops in ranked[: policy.risk.top_dependents]
+        for ci_id, hops in ranked
     ]
 
 

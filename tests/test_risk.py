@@ -256,3 +256,13 @@ def test_stale_ci_in_scope_through_the_engine(feed):
     found = feed(change_requested("CHG1", "database/pg@prod", time=late, **SAFE))
     (assessed,) = of_kind(found, "change_assessed")
     assert "stale_ci_in_scope" in [r.code for r in assessed.data.reasons]
+
+
+def test_a_long_list_in_a_reason_names_the_first_few_and_counts_the_rest():
+    """Forty critical dependents: the detail names five, nearest first, and says 35 more."""
+    critical = [record(f"service/s{i:02d}@prod", criticality=1) for i in range(40)]
+    deps = {r.id: 1 + i // 20 for i, r in enumerate(critical)}
+    found = risk.assess(POLICY, change(), scope(deps, records=[record(PG), *critical]), T0, 1)
+    (reason,) = [reason for reason in found.reasons if reason.code == "critical_ci"]
+    assert reason.detail.startswith("critical CIs affected: service/s00@prod (criticality 1, dep")
+    assert reason.detail.endswith(" and 35 more") and reason.detail.count("criticality 1") == 5

@@ -169,21 +169,33 @@ def on_deploy(state: State, event: InputEvent, payload: Deploy, now: datetime) -
     if payload.predicate == "removed":
         retired = CIRetired(ci=payload.service, reason="service.removed")
         return discovery.on_retired(state, event, retired, now)
-    findings = discovery.on_observed(state, event, _as_observation(payload), now)
+    findings = _refresh_service(state, event, payload, now)
     service = state.cmdb.get(payload.service.ci_id)
-    if service and payload.artifact_id and service.last_seen == event.time:
-        service.version = payload.artifact_id
     change = state.changes.get(payload.change_id) if payload.change_id else None
-    entry = DeployEntry(
-        event_id=event.id, at=event.time, predicate=payload.predicate,
-        service=service.id if service else payload.service.ci_id,
-        artifact_id=payload.artifact_id, change_id=payload.change_id,
-    )  # fmt: skip
+    entry = _entry(event, payload, service.id if service else payload.service.ci_id)
     findings += _authorize(state, entry, change, payload, service.owner if service else None, now)
     if entry.predicate == "rolledback":
         findings.append(risk.deploy_rolled_back(entry, change, now))
     _remember_deploy(state, entry)
-    return findings + _link(state, entry, change, now) if change else findings
+    return findings + (_link(state, entry, change, now) if change else [])
+
+
+def _refresh_service(
+    state: State, event: InputEvent, payload: Deploy, now: datetime
+) -> list[Finding]:
+    """The deploy as a sighting by the pipeline's source; its artifact becomes the version."""
+    findings = discovery.on_observed(state, event, _as_observation(payload), now)
+    service = state.cmdb.get(payload.service.ci_id)
+    if service and payload.artifact_id and service.last_seen == event.time:
+        service.version = payload.artifact_id
+    return findings
+
+
+def _entry(event: InputEvent, payload: Deploy, service_id: str) -> DeployEntry:
+    return DeployEntry(
+        event_id=event.id, at=event.time, predicate=payload.predicate, service=service_id,
+        artifact_id=payload.artifact_id, change_id=payload.change_id,
+    )  # fmt: skip
 
 
 def _as_observation(payload: Deploy) -> CIObserved:
