@@ -123,8 +123,10 @@ def on_deadline(state: State, ci_id: str, kind: str, now: datetime) -> list[Find
         return []
     if kind == STALE and not record.stale and staleness.is_stale(state.policy, record, now):
         record.stale = True
+        state.touch("ci", record.id)  # the flag must reach the changelog, or a restart re-raises
         return [staleness.ci_stale(state.policy, record, now)]
     if kind == ORPHAN and not state.cmdb.has_relations(record.id):
         record.flags.add(ORPHAN)
+        state.touch("ci", record.id)
         return [hygiene.ci_orphan(state.policy, record, now)]
     return []

@@ -97,6 +97,10 @@ class Engine:
         self._remembered, self._forgotten = [], []
         return changes
 
+    def last_applied_at(self) -> datetime | None:
+        """The time the latest remembered event was judged at: where an event clock resumes."""
+        return self._applied_order[-1][0] if self._applied_order else None
+
     def restore_identities(self, remembered: Iterable[tuple[str, datetime]]) -> None:
         for key, at in sorted(remembered, key=lambda pair: pair[1]):
             self._applied.add(key)

@@ -87,6 +87,7 @@ class Runner:
             consumer.close()
         seconds = time.monotonic() - started
         self.metrics.set_state_rebuild_seconds(seconds)
+        self.clock.now(self.engine.last_applied_at())  # an event clock resumes where it stopped
         self.rebuilt = True
         log.info(
             "state_rebuilt",
