@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.events import observed
 from tests.prometheus_server import (
@@ -95,6 +96,15 @@ def observation(topics: WorkerTopics, seen_at: datetime, event_id: str) -> Messa
     return Message(topics.discovery, json.dumps(event).encode(), b"service/payments-api@prod")
 
 
+def scraped(worker: WorkerProcess, name: str, **labels: str) -> float | None:
+    """The value of one sample on the worker's /metrics, None when it is not there."""
+    for family in text_string_to_metric_families(worker.get("/metrics")[1].decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
+
+
 def stale_critical_firing(prometheus: PrometheusServer) -> bool:
     firing = [a for a in prometheus.alerts(STALE_CRITICAL) if a["state"] == "firing"]
     return prometheus.rule_state(STALE_CRITICAL) == "firing" and bool(firing)
@@ -140,7 +150,7 @@ def test_promtool_accepts_the_running_workers_metrics(
     event = observed("exposition-probe", id="obs-probe", time=seen, owner="team-x", criticality=3)
     produce(kafka_bootstrap, [Message(topics.discovery, json.dumps(event).encode())])
     wait_until(
-        lambda: b'cmdb_worker_cis{environment="prod",type="service"}' in worker.get("/metrics")[1],
+        lambda: scraped(worker, "cmdb_worker_cis", type="service", environment="prod"),
         timeout=WAIT, what="the observation to show in cmdb_worker_cis",
     )  # fmt: skip
     status, exposition = worker.get("/metrics")
