@@ -178,7 +178,7 @@ class WorkerProcess:
         return status, json.loads(body) if body else None
 
     # -- waiting -----------------------------------------------------------------------------
-    def wait_ready(self, timeout: float = 60.0) -> WorkerProcess:
+    def wait_ready(self, timeout: float = 120.0) -> WorkerProcess:
         """Wait until ``/readyz`` answers 200; fail with the log tail if the worker exits."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -320,11 +320,15 @@ class Record:
     headers: Headers = field(default_factory=list)
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 60.0, **config: Any) -> list[Record]:
-    """Every committed record of ``topic`` (all partitions), as a read_committed consumer sees."""
+def read_topic(
+    bootstrap: str, topic: str, timeout: float = 60.0, isolation: str = "read_committed",
+    **config: Any,
+) -> list[Record]:  # fmt: skip
+    """Every record of ``topic`` (all partitions) a consumer of that ``isolation`` level sees:
+    ``read_committed`` (the default) skips aborted transactions, ``read_uncommitted`` doesn't."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        isolation_level="read_committed", fetch_max_bytes=16 * 1024 * 1024,
+        isolation_level=isolation, fetch_max_bytes=16 * 1024 * 1024,
         max_partition_fetch_bytes=8 * 1024 * 1024, **config,
     )  # fmt: skip
     try:

@@ -1,0 +1,285 @@
+"""``cmdb-worker run`` stopped mid-stream (SIGKILL or SIGTERM) and restarted: exactly-once effects.
+
+A few thousand discovery events on one partition are consumed by a worker that is stopped
+part-way, then restarted with the same group and transactional id. The findings a
+``read_committed`` consumer sees, and the graph rebuilt from the changelog topic, must equal
+those of one clean ``cmdb-worker replay`` of the same lines.
+
+The stream is discovery only: changes, incidents and lessons are not in the changelog yet.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka.structs import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from rules.policy import load_policy
+from tests.events import T0, observed, retired, scan_completed
+from tests.worker_process import (
+    Message,
+    ReplayOutput,
+    WorkerProcess,
+    WorkerTopics,
+    committed_offsets,
+    comparable_graph,
+    findings_of,
+    produce,
+    read_topic,
+    replay_lines,
+    wait_caught_up,
+    wait_committed,
+    worker_env,
+)
+from worker import changelog
+from worker.engine import Engine
+from worker.export import graph_document
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
+
+EVENTS = 3000
+STOP_AFTER = EVENTS * 3 // 5
+"""Committed offsets at which the first worker is stopped: past a day of event time, so CIs
+have gone stale and orphan (flags the restarted worker must know from the changelog)."""
+GRACE_SECONDS = 10.0
+K8S, VMWARE, AWS, IMPORT = (
+    "/discovery/k8s", "/discovery/vmware", "/discovery/aws", "/discovery/cmdb-import",
+)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ the stream
+@dataclass(frozen=True)
+class Fleet:
+    """The CIs of the generated stream and the relations each one always reports."""
+
+    hosts: list[str]
+    databases: list[str]
+    services: list[str]
+    legacy: list[str]
+    doomed: list[str]
+    relations: dict[str, list[tuple[str, str]]]
+
+
+def fleet(rng: random.Random) -> Fleet:
+    hosts = [f"h{n:02d}.example.net" for n in range(40)]
+    doomed = [f"old{n}.example.net" for n in range(4)]
+    databases = [f"db{n:02d}" for n in range(20)]
+    services = [f"svc{n:03d}" for n in range(120)]
+    legacy = [f"legacy{n}" for n in range(8)]
+    relations: dict[str, list[tuple[str, str]]] = {}
+    for n, name in enumerate(services):  # every 10th service reports no relations: an orphan
+        relations[name] = [] if n % 10 == 0 else [
+            ("depends_on", f"database/{rng.choice(databases)}@prod"),
+            ("runs_on", f"host/{rng.choice(hosts)}"),
+        ]  # fmt: skip
+    for n, name in enumerate(databases):
+        relations[name] = [] if n % 7 == 0 else [("runs_on", f"host/{rng.choice(hosts)}")]
+    for n, name in enumerate(legacy):
+        relations[name] = [("runs_on", f"host/{doomed[n % 4]}"),
+                           ("depends_on", f"database/{rng.choice(databases)}@prod")]  # fmt: skip
+    return Fleet(hosts, databases, services, legacy, doomed, relations)
+
+
+def discovery_stream(count: int = EVENTS, seed: int = 7) -> list[dict[str, Any]]:
+    """``count`` discovery events a minute apart (5% arrive up to 30 min late): observations of
+    CIs seen often or rarely (so some go stale and come back), orphans, CIs without owner,
+    host retirements with legacy services still pointing at them, strong-identifier merges and
+    completed scans. Finding ids of a replay are unique."""
+    rng = random.Random(seed)
+    ci = fleet(rng)
+    events = [observe_host(ci, host, n, T0, f"boot-{n}") for n, host in enumerate(ci.doomed)]
+    for step in range(len(events), count):
+        at = T0 + timedelta(minutes=step)
+        late = at - timedelta(minutes=rng.randint(1, 30)) if rng.random() < 0.05 else at
+        events.append(special(ci, step, at) or observation(ci, rng, step, late))
+    return events
+
+
+def special(ci: Fleet, step: int, at: datetime) -> dict[str, Any] | None:
+    """Retirements, merges and scans at fixed steps; legacy services only early on."""
+    if step % 500 == 250 and step // 500 < len(ci.doomed):
+        return retired("host", ci.doomed[step // 500], time=at, id=f"retire-{step}")
+    if step % 300 == 150:
+        n = step // 300
+        return observed(f"import-{n}.example.net", ci_type="host", environment=None,
+                        source=IMPORT, time=at, id=f"merge-{step}", owner="team-infra",
+                        identifiers={"serial_number": f"SN-{ci.hosts[n]}"})  # fmt: skip
+    if step % 400 == 399:
+        return scan_completed(started=at - timedelta(hours=6), time=at, source=VMWARE,
+                              types=["host"], id=f"scan-{step}")  # fmt: skip
+    if step < 200 and step % 25 == 0:
+        name = ci.legacy[step // 25]
+        return observed(name, source=K8S, time=at, id=f"legacy-{step}", owner="team-legacy",
+                        relations=ci.relations[name], complete=True)  # fmt: skip
+    return None
+
+
+def observation(ci: Fleet, rng: random.Random, step: int, at: datetime) -> dict[str, Any]:
+    """One observation of a CI picked with a skewed weight: a few often, many rarely."""
+    kind = rng.choices(["service", "host", "database"], weights=[6, 2, 2])[0]
+    names = {"service": ci.services, "host": ci.hosts, "database": ci.databases}[kind]
+    n = min(int(rng.paretovariate(0.6)) - 1, len(names) - 1)
+    if kind == "host":
+        return observe_host(ci, names[n], n, at, f"e-{step}")
+    owner = {} if n % 9 == 4 else {"owner": f"team-{n % 6}"}
+    return observed(names[n], ci_type=kind, source=K8S if kind == "service" else AWS, time=at,
+                    id=f"e-{step}", relations=ci.relations[names[n]], complete=True,
+                    criticality=1 + n % 4, **owner)  # fmt: skip
+
+
+def observe_host(ci: Fleet, host: str, n: int, at: datetime, event_id: str) -> dict[str, Any]:
+    return observed(host, ci_type="host", environment=None, source=VMWARE, time=at,
+                    id=event_id, owner="team-infra",
+                    identifiers={"serial_number": f"SN-{host}", "fqdn": host})  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def stream() -> list[str]:
+    """The generated events as JSON lines (the exact message values)."""
+    return [json.dumps(event, separators=(",", ":")) for event in discovery_stream()]
+
+
+@pytest.fixture(scope="module")
+def clean(stream: list[str], tmp_path_factory: pytest.TempPathFactory) -> ReplayOutput:
+    """One clean replay of the stream: what every recovery must end up equal to."""
+    output = replay_lines(stream, tmp_path_factory.mktemp("clean-replay"))
+    ids = [finding["id"] for finding in output.findings]
+    assert len(ids) == len(set(ids)) > 100, "the stream must give unique finding ids"
+    assert output.dead_letters == []
+    return output
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str]) -> WorkerProcess:
+        process = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log").start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.ensure_stopped()
+
+
+@dataclass
+class Scenario:
+    """A worker consuming the stream on fresh topics, to be stopped part-way."""
+
+    bootstrap: str
+    topics: WorkerTopics
+    env: dict[str, str]
+
+    @property
+    def group(self) -> str:
+        return self.env["CMDB_WORKER_GROUP_ID"]
+
+    @property
+    def partition(self) -> TopicPartition:
+        return TopicPartition(self.topics.discovery, 0)
+
+    def committed(self) -> int:
+        return committed_offsets(self.bootstrap, self.group).get(self.partition, 0)
+
+
+@pytest.fixture
+def scenario(kafka_bootstrap: str, unique_name: str, stream: list[str]) -> Scenario:
+    topics = WorkerTopics(unique_name)
+    topics.create(kafka_bootstrap)
+    produce(kafka_bootstrap, (Message(topics.discovery, line.encode()) for line in stream))
+    env = worker_env(
+        kafka_bootstrap, topics, max_poll_records=20, shutdown_grace_seconds=GRACE_SECONDS
+    )
+    return Scenario(kafka_bootstrap, topics, env)
+
+
+# ------------------------------------------------------------------------------ checks
+def events_consumed(running: WorkerProcess) -> int:
+    status, body = running.get("/metrics")
+    assert status == 200
+    return sum(
+        int(sample.value)
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name == "cmdb_worker_events_consumed_total"
+    )
+
+
+def resume_and_finish(
+    scenario: Scenario, start: Callable[[dict[str, str]], WorkerProcess], stopped_at: int
+) -> None:
+    """Restart on the same group and transactional id; it reads only what was not committed."""
+    restarted = start(scenario.env).wait_ready()
+    rebuilt = [e for e in restarted.log_events() if e.get("event") == "state_rebuilt"]
+    assert rebuilt and rebuilt[0]["cis"] > 0, "the restarted worker must rebuild its state"
+    wait_caught_up(scenario.bootstrap, scenario.group, [scenario.topics.discovery],
+                   worker=restarted)  # fmt: skip
+    assert events_consumed(restarted) == EVENTS - stopped_at
+    assert restarted.terminate(GRACE_SECONDS + 5)[0] == 0
+
+
+def assert_same_as_clean_replay(scenario: Scenario, clean: ReplayOutput) -> None:
+    """Findings exactly once and equal to the replay's; the changelog rebuilds the same graph."""
+    findings = findings_of(read_topic(scenario.bootstrap, scenario.topics.findings))
+    ids = [finding["id"] for finding in findings]
+    assert len(ids) == len(set(ids)), "a finding was emitted twice"
+    assert set(ids) == {finding["id"] for finding in clean.findings}
+    assert len(findings) == len(clean.findings)
+
+    policy = load_policy()
+    engine = Engine(policy)
+    entries = read_topic(scenario.bootstrap, scenario.topics.state)
+    changelog.rebuild(engine, ((r.key.decode(), r.value) for r in entries if r.key))
+    as_of = datetime.fromisoformat(clean.summary["as_of"])
+    rebuilt = graph_document(engine.state.cmdb, policy, as_of)
+    assert comparable_graph(rebuilt) == comparable_graph(clean.graph)
+
+
+# ------------------------------------------------------------------------------ tests
+def test_kill_9_mid_stream_then_restart_gives_every_effect_exactly_once(
+    scenario: Scenario, clean: ReplayOutput, worker: Callable[..., WorkerProcess]
+) -> None:
+    """A worker SIGKILLed with some but not all offsets committed, then restarted, leaves
+    findings (unique ids, same set and count) and a changelog graph equal to a clean replay's:
+    the killed worker's open transaction is aborted and its batch is consumed again."""
+    first = worker(scenario.env).wait_ready()
+    wait_committed(scenario.bootstrap, scenario.group, scenario.partition, STOP_AFTER)
+    first.kill()
+    stopped_at = scenario.committed()
+    assert STOP_AFTER <= stopped_at < EVENTS, "the kill must land mid-stream"
+
+    resume_and_finish(scenario, worker, stopped_at)
+    assert_same_as_clean_replay(scenario, clean)
+
+
+def test_sigterm_mid_stream_exits_cleanly_and_a_restart_resumes_where_it_stopped(
+    scenario: Scenario, clean: ReplayOutput, worker: Callable[..., WorkerProcess]
+) -> None:
+    """SIGTERM mid-stream makes the worker commit the batch in hand and exit 0 within the grace
+    period, leaving no aborted transaction; a restart consumes only the rest, and findings and
+    the changelog graph equal a clean replay's."""
+    first = worker(scenario.env).wait_ready()
+    wait_committed(scenario.bootstrap, scenario.group, scenario.partition, STOP_AFTER)
+    code, seconds = first.terminate(GRACE_SECONDS + 5)
+    assert code == 0 and seconds < GRACE_SECONDS, first.tail()
+    assert any(e.get("event") == "stopped" for e in first.log_events())
+    stopped_at = scenario.committed()
+    assert STOP_AFTER <= stopped_at < EVENTS, "the stop must land mid-stream"
+    committed = read_topic(scenario.bootstrap, scenario.topics.findings)
+    everything = read_topic(
+        scenario.bootstrap, scenario.topics.findings, isolation="read_uncommitted"
+    )
+    assert len(everything) == len(committed), "a graceful stop aborts nothing"
+
+    resume_and_finish(scenario, worker, stopped_at)
+    assert_same_as_clean_replay(scenario, clean)
