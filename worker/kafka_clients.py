@@ -17,6 +17,7 @@ def security_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers.split(","),
         "security_protocol": settings.security_protocol,
+        "bootstrap_timeout_ms": int(settings.connect_timeout_seconds * 1000),
     }
     if settings.sasl_mechanism:
         config["sasl_mechanism"] = settings.sasl_mechanism

@@ -1,5 +1,7 @@
 """Wire the long-running worker together: metrics, HTTP, the Kafka loop, and a clean exit."""
 
+import sys
+
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
@@ -35,8 +37,23 @@ def serve(settings: Settings, policy: Policy) -> int:
     try:
         runner.run()
     except KafkaError as error:
-        log.error("kafka_failed", error=repr(error))
+        if runner.rebuilt:
+            log.error("kafka_failed", error=repr(error))
+        else:
+            _cannot_connect(settings, error)
         return 1
     finally:
         server.stop()
     return 0
+
+
+def _cannot_connect(settings: Settings, error: KafkaError) -> None:
+    """Start-up never reached a usable cluster: say where, as whom and how (never the password)."""
+    user = f" as user {settings.sasl_username!r}" if settings.sasl_username else ""
+    how = "/".join(filter(None, [settings.security_protocol, settings.sasl_mechanism]))
+    message = (
+        f"cannot connect or authenticate to Kafka at {settings.bootstrap_servers}{user} ({how}) "
+        f"within {settings.connect_timeout_seconds:g}s: {error}"
+    )
+    log.error("kafka_unreachable", error=message)
+    print(f"cmdb-worker: {message}", file=sys.stderr)

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
+    connect_timeout_seconds: float = Field(default=30.0, gt=0)
+    """At start: how long to keep trying to reach and log in to the cluster before giving up."""
 
     topic_discovery: str = "cmdb.discovery"
     topic_cicd: str = "cicd.events"
