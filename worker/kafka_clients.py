@@ -1,6 +1,7 @@
 """Kafka clients configured from settings: security, idempotent transactional producer, topics."""
 
 import contextlib
+import socket
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -27,6 +28,16 @@ def security_config(settings: Settings) -> dict[str, Any]:
     if settings.ssl_cafile:
         config["ssl_cafile"] = str(settings.ssl_cafile)
     return config
+
+
+def any_broker_listening(settings: Settings, timeout: float = 3.0) -> bool:
+    """Whether any bootstrap server accepts a TCP connection: a network fault, or a login one?"""
+    for server in settings.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        with contextlib.suppress(OSError, ValueError):
+            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+            return True
+    return False
 
 
 def input_consumer(settings: Settings) -> KafkaConsumer:

@@ -8,10 +8,11 @@ from prometheus_client import CollectorRegistry
 from rules.policy import Policy
 from worker.api import Api
 from worker.http import StatusServer, liveness
+from worker.kafka_clients import any_broker_listening
 from worker.logs import get_logger
 from worker.metrics import Metrics
 from worker.runner import Runner
-from worker.settings import Settings
+from worker.settings import ENV_PREFIX, Settings
 
 log = get_logger("cmdb_worker.service")
 
@@ -53,7 +54,20 @@ def _cannot_connect(settings: Settings, error: KafkaError) -> None:
     how = "/".join(filter(None, [settings.security_protocol, settings.sasl_mechanism]))
     message = (
         f"cannot connect or authenticate to Kafka at {settings.bootstrap_servers}{user} ({how}) "
-        f"within {settings.connect_timeout_seconds:g}s: {error}"
+        f"within {settings.connect_timeout_seconds:g}s: {_likely_cause(settings)}{error}"
     )
     log.error("kafka_unreachable", error=message)
     print(f"cmdb-worker: {message}", file=sys.stderr)
+
+
+def _likely_cause(settings: Settings) -> str:
+    """kafka-python may see the broker hang up instead of its SASL error: tell the two apart."""
+    if not any_broker_listening(settings):
+        return "no broker is listening there; "
+    if settings.security_protocol.startswith("SASL"):
+        return (
+            "authentication failed (the broker accepts connections but not these credentials: "
+            f"check {ENV_PREFIX}SASL_USERNAME, {ENV_PREFIX}SASL_PASSWORD and "
+            f"{ENV_PREFIX}SASL_MECHANISM); "
+        )
+    return ""
