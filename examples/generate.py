@@ -208,8 +208,10 @@ def all_events() -> list[Event]:
 
 
 def _event_time(line: Event) -> str:
-    value = line.get("value", line)
-    return str(value.get("time") or value.get("context", {}).get("timestamp", ""))
+    """RFC 3339 time of a replay line: CloudEvent time, binary-mode ce_time or CDEvent timestamp."""
+    if "value" in line:
+        return str(line.get("headers", {}).get("ce_time") or _event_time(line["value"]))
+    return str(line.get("time") or line.get("context", {}).get("timestamp", ""))
 
 
 def lines() -> list[str]:
