@@ -5,6 +5,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -73,18 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="INFO", help="log level (default: INFO)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser(
-        "run",
-        help="consume from Kafka until SIGTERM",
-        description=RUN_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    replay = commands.add_parser(
-        "replay",
-        help="replay event files without a broker",
-        description=REPLAY_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    _command(commands, "run", "consume from Kafka until SIGTERM", RUN_HELP)
+    replay = _command(commands, "replay", "replay event files without a broker", REPLAY_HELP)
     _replay_inputs(replay)
     replay.add_argument(
         "--out",
@@ -98,6 +89,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _command(
+    commands: "Commands", name: str, summary: str, description: str
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name, help=summary, description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+
+
 def _replay_inputs(command: argparse.ArgumentParser) -> None:
     command.add_argument("events", nargs="+", type=Path, metavar="EVENTS.jsonl")
     command.add_argument("--policy", type=Path, help="policy YAML (default: the packaged policy)")
@@ -109,14 +113,11 @@ def _replay_inputs(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _lessons_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _lessons_commands(commands: "Commands") -> None:
     lessons = commands.add_parser("lessons", help="the Lessons Register")
     actions = lessons.add_subparsers(dest="action", required=True, metavar="ACTION")
-    export = actions.add_parser(
-        "export",
-        help="replay event files and write the register as YAML",
-        description=LESSONS_EXPORT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    export = _command(
+        actions, "export", "replay event files and write the register as YAML", LESSONS_EXPORT_HELP
     )
     _replay_inputs(export)
     export.add_argument(
