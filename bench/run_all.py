@@ -28,7 +28,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
-NAMES = ("throughput", "scale", "recovery", "replay")
+NAMES = ("throughput", "scale", "blast_radius", "recovery", "replay")
+EMBEDDED = re.compile(r"<!-- results: (.*) -->")
 REPLAY_LINE = re.compile(r"in ([\d.]+) s = ([\d,]+) events/s; peak RSS ([\d,]+) MiB")
 
 
@@ -63,6 +64,14 @@ def scale(cis: int, repetitions: int, ticks: int, changes: int) -> dict[str, Any
         values = [float(run[key]) for run in runs]
         summary[key] = stats(values) if key not in ("cis", "relations") else int(values[0])
     return summary
+
+
+def blast_radius(cis: int, repetitions: int, changes: int) -> dict[str, Any]:
+    """``bench/blast_radius.py`` (a colleague's: a service estate, whole change assessments)."""
+    runs = [_json_run("bench.blast_radius", "--cis", str(cis), "--changes", str(changes))
+            for _ in range(repetitions)]  # fmt: skip
+    return {key: stats([float(run[key]) for run in runs]) for key, value in runs[0].items()
+            if isinstance(value, int | float)}  # fmt: skip
 
 
 def recovery(bootstrap: str, cis: int, repetitions: int) -> dict[str, Any]:
@@ -182,6 +191,18 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
                   f"- blast radius per change, p99: {_mmm(s['blast_radius_p99_ms'], 3, 'ms')}",
                   f"- blast radius size: p50 {_f(s['blast_radius_p50_cis']['median'])} CIs, "
                   f"p99 {_f(s['blast_radius_p99_cis']['median'])} CIs", ""]  # fmt: skip
+    if "blast_radius" in results:
+        b = results["blast_radius"]
+        lines += [
+            "## Blast radius on a service estate (`bench/blast_radius.py`)",
+            "",
+            "A colleague's benchmark, run as is: a 1M-CI service estate (services, "
+            "databases, hosts, clusters, instances) and random changes of 1-3 CIs; the "
+            "bare traversal and the whole change assessment (`Engine.apply`).",
+            "",
+        ]
+        lines += [f"- {key}: {_mmm(value, 3)}" for key, value in b.items()]
+        lines += [""]  # fmt: skip
     if "recovery" in results:
         r = results["recovery"]
         size = r.get("topic_bytes")
@@ -202,6 +223,7 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
                   f"- {_mmm(p['eps'], unit='events/s')}",
                   f"- wall time: {_mmm(p['seconds'], 1, 's')}",
                   f"- peak memory: {_mmm(p['peak_rss_mib'], 0, 'MiB')}", ""]  # fmt: skip
+    lines += [f"<!-- results: {json.dumps(results)} -->"]
     return "\n".join(lines) + "\n"
 
 
@@ -225,6 +247,12 @@ def _targets(results: dict[str, Any]) -> list[str]:
                  f"| blast radius p50 / p99 (no target) | "
                  f"{s['blast_radius_p50_ms']['median']:.3f} / "
                  f"{s['blast_radius_p99_ms']['median']:.3f} ms | - |"]  # fmt: skip
+    if "blast_radius" in results:
+        b = results["blast_radius"]
+        if "blast_radius_p50_ms" in b and "blast_radius_p99_ms" in b:
+            rows.append(f"| blast radius p50 / p99, service estate (no target) | "
+                        f"{b['blast_radius_p50_ms']['median']:.3f} / "
+                        f"{b['blast_radius_p99_ms']['median']:.3f} ms | - |")  # fmt: skip
     if "recovery" in results:
         ready = results["recovery"]["ready_s"]["median"]
         cis = results["recovery"]["cis"]
@@ -253,6 +281,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--changes", type=int, default=2000, help="blast radius samples")
     parser.add_argument("--only", nargs="+", choices=NAMES, default=list(NAMES))
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the figures of benchmarks not run from the existing --out",
+    )
+    parser.add_argument("--blast-changes", type=int, default=1000)
     args = parser.parse_args(argv)
     command = (
         "make bench"
@@ -271,6 +305,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 results[name] = throughput(kafka, args.events, args.repetitions)
             elif name == "scale":
                 results[name] = scale(args.cis, args.repetitions, args.ticks, args.changes)
+            elif name == "blast_radius":
+                if not (REPO / "bench" / "blast_radius.py").exists():
+                    continue
+                results[name] = blast_radius(args.cis, args.repetitions, args.blast_changes)
             elif name == "recovery":
                 results[name] = recovery(
                     kafka, args.cis, args.recovery_repetitions or args.repetitions
@@ -280,6 +318,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     args.replay_events, args.replay_repetitions or args.repetitions
                 )
             print(f"bench: {name} done in {time.monotonic() - began:.0f} s", flush=True)
+    if args.merge and args.out.exists():
+        found = EMBEDDED.search(args.out.read_text())
+        earlier = json.loads(found[1]) if found else {}
+        results = {name: results.get(name, earlier.get(name)) for name in NAMES
+                   if name in results or name in earlier}  # fmt: skip
+        command += " (merged into the earlier results)"
     text = report(results, command, time.monotonic() - started)
     args.out.write_text(text)
     print(text)
