@@ -2,7 +2,7 @@
 
 import sys
 
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
 from rules.policy import Policy
@@ -54,14 +54,16 @@ def _cannot_connect(settings: Settings, error: KafkaError) -> None:
     how = "/".join(filter(None, [settings.security_protocol, settings.sasl_mechanism]))
     message = (
         f"cannot connect or authenticate to Kafka at {settings.bootstrap_servers}{user} ({how}) "
-        f"within {settings.connect_timeout_seconds:g}s: {_likely_cause(settings)}{error}"
+        f"within {settings.connect_timeout_seconds:g}s: {_likely_cause(settings, error)}{error}"
     )
     log.error("kafka_unreachable", error=message)
     print(f"cmdb-worker: {message}", file=sys.stderr)
 
 
-def _likely_cause(settings: Settings) -> str:
+def _likely_cause(settings: Settings, error: KafkaError) -> str:
     """kafka-python may see the broker hang up instead of its SASL error: tell the two apart."""
+    if not isinstance(error, KafkaTimeoutError):  # it got in; the error says what went wrong
+        return ""
     if not any_broker_listening(settings):
         return "no broker is listening there; "
     if settings.security_protocol.startswith("SASL"):
