@@ -60,11 +60,15 @@ class Runner:
         """Rebuild, then consume until ``stop()``; SIGTERM and SIGINT call ``stop()``."""
         if self.settings.create_topics:
             log.info("topics_created", topics=ensure_topics(self.settings))
-        self.rebuild()
         producer = transactional_producer(self.settings)
-        producer.init_transactions()
+        producer.init_transactions()  # first: a dead predecessor's last commit lands before rebuild
+        self.rebuild()
         consumer = input_consumer(self.settings)
         consumer.subscribe(self.settings.input_topics, listener=_Rebalance(self))
+        # Metadata before the first join, or its assignment is empty and a second rebalance
+        # follows at once (in which kafka-python 3.0.12 now and then hangs for good).
+        for topic in self.settings.input_topics:
+            consumer.partitions_for_topic(topic)
         try:
             self._loop(consumer, producer)
         finally:
