@@ -253,3 +253,9 @@ def test_finding_ids_are_deterministic(policy):
 
     assert run() == run()
     assert len(set(run())) == 2  # ci_orphan and ci_stale
+
+
+def test_orphan_grace_counts_from_first_sighting(feed, engine):
+    """Seeing an unconnected CI again does not push its orphan check further out."""
+    feed(observed("lonely", owner="t"), observed("lonely", owner="t", time=at(hours=0.9)))
+    assert kinds(engine.tick(at(hours=1.1))) == ["ci_orphan"]

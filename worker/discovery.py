@@ -39,7 +39,7 @@ def refreshed(state: State, record: CIRecord, source: str, now: datetime) -> lis
         findings.append(staleness.ci_stale_resolved(record, now, source))
     _schedule_staleness(state, record)
     findings += _owner_check(state, record, source, now)
-    _orphan_check(state, record, now)
+    _orphan_check(state, record)
     return findings
 
 
@@ -60,18 +60,20 @@ def _owner_check(state: State, record: CIRecord, source: str, now: datetime) -> 
 
 
 def reschedule(state: State, record: CIRecord) -> None:
-    """Re-arm a restored CI's deadlines, as if its last observation had just been applied."""
+    """Re-arm a restored CI's deadlines, exactly as its last observation armed them."""
     _schedule_staleness(state, record)
-    if record.seen_by:
-        _orphan_check(state, record, min(record.seen_by.values()))
+    _orphan_check(state, record)
 
 
-def _orphan_check(state: State, record: CIRecord, now: datetime) -> None:
+def _orphan_check(state: State, record: CIRecord) -> None:
+    """An unconnected CI of a type that should have relations is an orphan once its grace,
+    counted from when it was first seen, has passed."""
     if state.cmdb.has_relations(record.id):
         record.flags.discard(ORPHAN)
         state.deadlines.cancel(record.id, ORPHAN)
     elif hygiene.expects_relations(state.policy, record) and ORPHAN not in record.flags:
-        state.deadlines.schedule(record.id, ORPHAN, now + state.policy.hygiene.orphan_grace)
+        first_seen = min(record.seen_by.values())
+        state.deadlines.schedule(record.id, ORPHAN, first_seen + state.policy.hygiene.orphan_grace)
 
 
 def _dangling(
