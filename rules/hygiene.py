@@ -32,7 +32,7 @@ def ci_orphan(policy: Policy, record: CIRecord, now: datetime) -> Finding:
         detail=f"type {record.type!r} is expected to have relations; {record.id} has none "
         f"after {policy.hygiene.orphan_grace} of grace",
     )
-    first_seen = min(record.seen_by.values()).isoformat() if record.seen_by else ""
+    first_seen = record.first_seen.isoformat() if record.first_seen else ""
     return make_finding("ci_orphan", record.id, "warning", now, first_seen, [reason])
 
 

@@ -23,6 +23,8 @@ class CIRecord:
     attributes: dict[str, Any] = field(default_factory=dict)
     aliases: set[CIId] = field(default_factory=set)
     seen_by: dict[str, datetime] = field(default_factory=dict)
+    first_seen: datetime | None = None
+    """The earliest observation time any source reported (None for a placeholder)."""
     stale: bool = False
     flags: set[str] = field(default_factory=set)
     """Findings currently raised on this CI (``no_owner``, ``orphan``), so each is raised once."""

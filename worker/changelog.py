@@ -85,6 +85,7 @@ def _record_json(record: CIRecord) -> dict[str, Any]:
         "version": record.version, "identifiers": record.identifiers,
         "attributes": record.attributes, "aliases": sorted(record.aliases),
         "seen_by": {source: at.isoformat() for source, at in record.seen_by.items()},
+        "first_seen": record.first_seen.isoformat() if record.first_seen else None,
         "stale": record.stale, "flags": sorted(record.flags),
     }  # fmt: skip
 
@@ -140,7 +141,8 @@ def _restore_models(state: State, latest: dict[str, bytes]) -> None:
 
 def _record_from_json(raw: dict[str, Any]) -> CIRecord:
     return CIRecord(
-        **{k: v for k, v in raw.items() if k not in ("aliases", "seen_by", "flags")},
+        **{k: v for k, v in raw.items() if k not in ("aliases", "seen_by", "flags", "first_seen")},
+        first_seen=datetime.fromisoformat(raw["first_seen"]) if raw["first_seen"] else None,
         aliases={CIId(alias) for alias in raw["aliases"]},
         seen_by={source: datetime.fromisoformat(at) for source, at in raw["seen_by"].items()},
         flags=set(raw["flags"]),

@@ -85,6 +85,7 @@ class Cmdb:
         previous = record.seen_by.get(source)
         if previous is None or at > previous:
             record.seen_by[source] = at
+        record.first_seen = min(at, record.first_seen or at)
         self.by_source.setdefault(source, set()).add(ci_id)
         self.retired.pop(ci_id, None)
         self.dirty.add(ci_id)
@@ -250,6 +251,8 @@ def _update_fields(record: CIRecord, observed: ObservedCI) -> None:
 
 def _absorb(target: CIRecord, gone: CIRecord) -> None:
     target.aliases |= {gone.id, *gone.aliases}
+    firsts = [moment for moment in (target.first_seen, gone.first_seen) if moment]
+    target.first_seen = min(firsts, default=None)
     for source, at in gone.seen_by.items():
         target.seen_by[source] = max(at, target.seen_by.get(source, at))
     for name in ("owner", "criticality", "business_service", "version"):

@@ -71,9 +71,13 @@ def _orphan_check(state: State, record: CIRecord) -> None:
     if state.cmdb.has_relations(record.id):
         record.flags.discard(ORPHAN)
         state.deadlines.cancel(record.id, ORPHAN)
-    elif hygiene.expects_relations(state.policy, record) and ORPHAN not in record.flags:
-        first_seen = min(record.seen_by.values())
-        state.deadlines.schedule(record.id, ORPHAN, first_seen + state.policy.hygiene.orphan_grace)
+    elif _may_become_orphan(state, record) and record.first_seen:
+        grace_ends = record.first_seen + state.policy.hygiene.orphan_grace
+        state.deadlines.schedule(record.id, ORPHAN, grace_ends)
+
+
+def _may_become_orphan(state: State, record: CIRecord) -> bool:
+    return hygiene.expects_relations(state.policy, record) and ORPHAN not in record.flags
 
 
 def _dangling(

@@ -29,6 +29,7 @@ def node_document(record: CIRecord, policy: Policy, as_of: datetime) -> dict[str
         "criticality": record.criticality,
         "business_service": record.business_service,
         "version": record.version,
+        "first_seen": _iso(record.first_seen),
         "last_seen": _iso(record.last_seen),
         "stale": is_stale(policy, record, as_of),
         "aliases": sorted(record.aliases),
