@@ -1,6 +1,6 @@
 """Replay throughput: events per second of `cmdb-worker replay`, and its peak memory.
 
-    python -m bench.replay_throughput [--events N]
+python -m bench.replay_throughput [--events N]
 """
 
 import argparse
@@ -22,14 +22,26 @@ def main() -> None:
         events = write(Path(scratch) / "events.jsonl", args.events)
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "worker.cli", "--log-level", "WARNING", "replay", str(events),
-             "--out", str(Path(scratch) / "out"), "--quiet"],
+            [
+                sys.executable,
+                "-m",
+                "worker.cli",
+                "--log-level",
+                "WARNING",
+                "replay",
+                str(events),
+                "--out",
+                str(Path(scratch) / "out"),
+                "--quiet",
+            ],
             check=True,
         )
         seconds = time.perf_counter() - started
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"replay: {args.events} events in {seconds:.1f} s = {args.events / seconds:,.0f} events/s;"
-          f" peak RSS {peak_mib:,.0f} MiB")
+    print(
+        f"replay: {args.events} events in {seconds:.1f} s = {args.events / seconds:,.0f} events/s;"
+        f" peak RSS {peak_mib:,.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

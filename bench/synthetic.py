@@ -18,25 +18,50 @@ def _iso(moment: datetime) -> str:
 def observation(i: int, n_services: int, rng: random.Random, at: datetime) -> dict[str, Any]:
     service = rng.randrange(n_services)
     targets = {rng.randrange(n_services) for _ in range(rng.randint(0, 3))} - {service}
-    relations = [{"type": "depends_on", "target": {"type": "service", "name": f"svc-{t}",
-                                                   "environment": "prod"}} for t in targets]
-    relations.append({"type": "runs_on", "target": {"type": "host",
-                                                    "name": f"node-{service % 500}.example.net"}})
-    ci = {"type": "service", "name": f"svc-{service}", "environment": "prod",
-          "owner": f"team-{service % 40}", "criticality": 1 + service % 4,
-          "identifiers": {"k8s_uid": f"uid-{service}"}}
-    return {"specversion": "1.0", "id": f"obs-{i}", "source": rng.choice(SOURCES),
-            "type": "cmdb.ci.observed", "time": _iso(at),
-            "data": {"ci": ci, "relations": relations, "relations_complete": True}}
+    relations = [
+        {
+            "type": "depends_on",
+            "target": {"type": "service", "name": f"svc-{t}", "environment": "prod"},
+        }
+        for t in targets
+    ]
+    relations.append(
+        {"type": "runs_on", "target": {"type": "host", "name": f"node-{service % 500}.example.net"}}
+    )
+    ci = {
+        "type": "service",
+        "name": f"svc-{service}",
+        "environment": "prod",
+        "owner": f"team-{service % 40}",
+        "criticality": 1 + service % 4,
+        "identifiers": {"k8s_uid": f"uid-{service}"},
+    }
+    return {
+        "specversion": "1.0",
+        "id": f"obs-{i}",
+        "source": rng.choice(SOURCES),
+        "type": "cmdb.ci.observed",
+        "time": _iso(at),
+        "data": {"ci": ci, "relations": relations, "relations_complete": True},
+    }
 
 
 def deploy(i: int, n_services: int, rng: random.Random, at: datetime) -> dict[str, Any]:
     service = rng.randrange(n_services)
-    return {"context": {"specversion": "0.5.0", "id": f"dep-{i}", "source": "/ci/pipeline",
-                        "type": "dev.cdevents.service.deployed.0.3.0", "timestamp": _iso(at)},
-            "subject": {"id": f"svc-{service}", "content": {
-                "environment": {"id": "prod"}, "artifactId": f"pkg:oci/svc-{service}@v{i}"}},
-            "customData": {"change_id": f"CHG{service:06d}"}}
+    return {
+        "context": {
+            "specversion": "0.5.0",
+            "id": f"dep-{i}",
+            "source": "/ci/pipeline",
+            "type": "dev.cdevents.service.deployed.0.3.0",
+            "timestamp": _iso(at),
+        },
+        "subject": {
+            "id": f"svc-{service}",
+            "content": {"environment": {"id": "prod"}, "artifactId": f"pkg:oci/svc-{service}@v{i}"},
+        },
+        "customData": {"change_id": f"CHG{service:06d}"},
+    }
 
 
 def events(count: int, n_services: int = 5000, seed: int = 7) -> Iterator[str]:
