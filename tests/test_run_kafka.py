@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,21 +38,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 K8S, VMWARE, IMPORT = "/discovery/k8s-prod", "/discovery/vmware-dc1", "/discovery/cmdb-import"
 CI_JSON = "application/cloudevents+json"
 Mode = str  # "structured", "structured+ct" (content-type header), "binary" (ce_ headers)
-
-
-@pytest.fixture
-def worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], WorkerProcess]]:
-    """Factory of started workers; any still running are killed after the test."""
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str]) -> WorkerProcess:
-        process = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log").start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.ensure_stopped()
 
 
 # ------------------------------------------------------------------------------ envelopes

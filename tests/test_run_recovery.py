@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,20 +155,6 @@ def clean(stream: list[str], tmp_path_factory: pytest.TempPathFactory) -> Replay
     assert len(ids) == len(set(ids)) > 100, "the stream must give unique finding ids"
     assert output.dead_letters == []
     return output
-
-
-@pytest.fixture
-def worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str]) -> WorkerProcess:
-        process = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log").start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.ensure_stopped()
 
 
 @dataclass

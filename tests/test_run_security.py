@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,20 +24,6 @@ from tests.worker_process import (
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], WorkerProcess]]:
-    started: list[WorkerProcess] = []
-
-    def start(env: dict[str, str]) -> WorkerProcess:
-        process = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log").start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.ensure_stopped()
 
 
 def client_config(scram: ScramBroker) -> dict[str, Any]:

@@ -18,11 +18,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
@@ -463,3 +464,18 @@ def comparable_graph(document: dict[str, Any]) -> dict[str, Any]:
         plain["links"], key=lambda link: (link["source"], link["target"], link.get("key", ""))
     )
     return plain
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], WorkerProcess]]:
+    """Factory of started ``cmdb-worker run`` processes; any still running are killed after."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict[str, str]) -> WorkerProcess:
+        process = WorkerProcess(env, tmp_path / f"worker-{len(started)}.log").start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.ensure_stopped()
