@@ -18,10 +18,6 @@ def is_stale(policy: Policy, record: CIRecord, now: datetime) -> bool:
     return last_seen is not None and now > stale_deadline(policy, record.type, last_seen)
 
 
-def stale_age(record: CIRecord, now: datetime) -> timedelta:
-    return now - record.last_seen if record.last_seen else timedelta(0)
-
-
 def ci_stale(policy: Policy, record: CIRecord, now: datetime) -> Finding:
     max_age = policy.staleness.max_age(record.type)
     last_seen = record.last_seen
