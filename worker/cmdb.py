@@ -24,8 +24,6 @@ class Observation:
 
     ci_id: CIId
     merged: list[CIId] = field(default_factory=list)
-    newest: bool = True
-    """False when the observation is older than what was already known (out of order)."""
     newest_for_source: bool = True
     """False when this source had already reported the CI at a later time."""
 
@@ -78,8 +76,7 @@ class Cmdb:
             return None
         ci_id, merged = self._identify(observed)
         record = self._record_for(ci_id, observed)
-        newest = record.last_seen is None or at >= record.last_seen
-        if newest:
+        if record.last_seen is None or at >= record.last_seen:
             _update_fields(record, observed)
         self._index_identifiers(record)
         previous = record.seen_by.get(source)
@@ -89,7 +86,7 @@ class Cmdb:
         self.by_source.setdefault(source, set()).add(ci_id)
         self.retired.pop(ci_id, None)
         self.dirty.add(ci_id)
-        return Observation(ci_id, merged, newest, previous is None or at >= previous)
+        return Observation(ci_id, merged, previous is None or at >= previous)
 
     def _identify(self, observed: ObservedCI) -> tuple[CIId, list[CIId]]:
         reported = self.resolve(observed.ci_id)
