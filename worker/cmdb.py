@@ -59,6 +59,11 @@ class Cmdb:
         node = self.graph.nodes.get(self.resolve(ci_id))
         return node["ci"] if node else None
 
+    def get_unmerged(self, ci_id: CIId) -> CIRecord | None:
+        """The CI's record, or None if it is gone or ``ci_id`` was merged into another CI."""
+        record = self.get(ci_id)
+        return record if record is not None and record.id == ci_id else None
+
     def records(self) -> Iterator[CIRecord]:
         for _, data in self.graph.nodes(data="ci"):
             yield data

@@ -124,8 +124,8 @@ def _in_scope(record: CIRecord, types: list[str] | None, environment: str | None
 
 def on_deadline(state: State, ci_id: str, kind: str, now: datetime) -> list[Finding]:
     """A CI's deadline passed: it may have gone stale, or stayed unconnected too long."""
-    record = state.cmdb.get(CIId(ci_id))
-    if record is None or record.id != ci_id:
+    record = state.cmdb.get_unmerged(CIId(ci_id))
+    if record is None:
         return []
     if kind == STALE and not record.stale and staleness.is_stale(state.policy, record, now):
         record.stale = True

@@ -72,8 +72,8 @@ def on_due(state: State, lesson_id: str, kind: str, now: datetime) -> list[Findi
 def on_stale(state: State, ci_id: str, kind: str, now: datetime) -> list[Finding]:
     """A CI's staleness deadline: discovery judges it; if it went stale, the grace starts."""
     findings = discovery.on_deadline(state, ci_id, kind, now)
-    record = state.cmdb.get(CIId(ci_id))
-    if record is not None and record.id == ci_id and record.stale:
+    record = state.cmdb.get_unmerged(CIId(ci_id))
+    if record is not None and record.stale:
         grace_ends = rules.stale_grace_ends(state.policy, record)
         state.deadlines.schedule(record.id, STALE_TOO_LONG, grace_ends)
     return findings
@@ -85,8 +85,8 @@ def on_stale_too_long(state: State, ci_id: str, kind: str, now: datetime) -> lis
     The grace is re-checked because a deadline armed by an earlier staleness can fall due in
     the same tick as the CI going stale again after being seen.
     """
-    record = state.cmdb.get(CIId(ci_id))
-    if record is None or record.id != ci_id or not record.stale:
+    record = state.cmdb.get_unmerged(CIId(ci_id))
+    if record is None or not record.stale:
         return []
     if now <= rules.stale_grace_ends(state.policy, record):
         return []
