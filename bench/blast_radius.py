@@ -21,7 +21,6 @@ Run it in a fresh process for honest memory figures.
 
 import argparse
 import gc
-import json
 import random
 import statistics
 import time
@@ -30,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from bench.scale import rss_bytes
+from bench.scale import percentiles_ms, print_result, rss_bytes
 from rules import risk
 from rules.policy import load_policy
 from schemas.ci import CIRef, ObservedCI, Relation
@@ -176,7 +175,7 @@ def _traversal(engine: Engine, events: list[InputEvent]) -> dict[str, Any]:
         began = time.perf_counter()
         sizes.append(len(risk.blast_radius(graph, roots, depth)))
         times.append(time.perf_counter() - began)
-    return _percentiles("blast_radius", times) | {
+    return percentiles_ms("blast_radius", times) | {
         "blast_radius_cis_p50": statistics.median(sizes),
         "blast_radius_cis_p99": statistics.quantiles(sizes, n=100, method="inclusive")[98],
         "blast_radius_cis_max": max(sizes),
@@ -190,13 +189,7 @@ def _assessment(engine: Engine, events: list[InputEvent]) -> dict[str, Any]:
         findings = engine.apply(event, event.time)
         times.append(time.perf_counter() - began)
         assert findings and findings[0].kind == "change_assessed"
-    return _percentiles("assessment", times)
-
-
-def _percentiles(name: str, seconds: list[float]) -> dict[str, float]:
-    cuts = statistics.quantiles(seconds, n=100, method="inclusive")
-    return {f"{name}_p50_ms": cuts[49] * 1e3, f"{name}_p99_ms": cuts[98] * 1e3,
-            f"{name}_max_ms": max(seconds) * 1e3}  # fmt: skip
+    return percentiles_ms("assessment", times)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,12 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = measure(args.cis, args.changes, args.seed)
-    if args.json:
-        print(json.dumps(result))
-        return
-    for key, value in result.items():
-        print(f"{key:24} {value:,.3f}" if isinstance(value, float) else f"{key:24} {value}")
+    print_result(measure(args.cis, args.changes, args.seed), args.json)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,22 @@ def rss_bytes() -> int:
     return 0
 
 
+def percentiles_ms(name: str, seconds: list[float]) -> dict[str, float]:
+    """p50, p99 and max of ``seconds``, in milliseconds, keyed ``<name>_p50_ms`` and so on."""
+    cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+    return {f"{name}_p50_ms": cuts[49] * 1e3, f"{name}_p99_ms": cuts[98] * 1e3,
+            f"{name}_max_ms": max(seconds) * 1e3}  # fmt: skip
+
+
+def print_result(result: dict[str, Any], as_json: bool) -> None:
+    """One JSON object, or one aligned ``key value`` line per figure."""
+    if as_json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:24} {value:,.3f}" if isinstance(value, float) else f"{key:24} {value}")
+
+
 def _deadline_quantile(engine: Engine, fraction: float) -> datetime:
     """The moment by which ``fraction`` of the currently armed deadlines have passed."""
     ats = sorted(engine.state.deadlines._current.values())
@@ -170,11 +186,10 @@ def measure(n_cis: int, ticks: int = 20_000, due_slices: int = 3, changes: int =
         began = time.perf_counter()
         sizes.append(len(risk.blast_radius(graph, [root], depth)))
         times.append(time.perf_counter() - began)
-    cuts = statistics.quantiles(times, n=100, method="inclusive")
-    result |= {"blast_radius_p50_ms": cuts[49] * 1e3, "blast_radius_p99_ms": cuts[98] * 1e3,
-               "blast_radius_max_ms": max(times) * 1e3,
-               "blast_radius_p50_cis": statistics.median(sizes),
-               "blast_radius_p99_cis": statistics.quantiles(sizes, n=100)[98]}  # fmt: skip
+    result |= percentiles_ms("blast_radius", times) | {
+        "blast_radius_p50_cis": statistics.median(sizes),
+        "blast_radius_p99_cis": statistics.quantiles(sizes, n=100)[98],
+    }
 
     due_times, due_counts = [], []
     for _ in range(due_slices):
@@ -198,12 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--changes", type=int, default=2000)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = measure(args.cis, ticks=args.ticks, changes=args.changes)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:24} {value:,.3f}" if isinstance(value, float) else f"{key:24} {value}")
+    print_result(measure(args.cis, ticks=args.ticks, changes=args.changes), args.json)
     sys.stdout.flush()
 
 
