@@ -32,8 +32,3 @@ class CIRecord:
     @property
     def last_seen(self) -> datetime | None:
         return max(self.seen_by.values()) if self.seen_by else None
-
-    @property
-    def observed(self) -> bool:
-        """False for a placeholder that only other CIs' relations have named so far."""
-        return bool(self.seen_by)
