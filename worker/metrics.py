@@ -171,10 +171,10 @@ class Metrics:
         """Count one deploy without an approved change."""
         self.unauthorized_deploys.labels(environment=environment).inc()
 
-    def change_outcome(self, team: str | None, succeeded: bool) -> None:
-        """Count one finished change for its team as a success or a failure."""
+    def change_outcome(self, team: str | None, succeeded: bool, count: float = 1.0) -> None:
+        """Count finished changes (one by default) for a team as successes or failures."""
         outcome = "success" if succeeded else "failure"
-        self.change_outcomes.labels(team=owner_label(team), outcome=outcome).inc()
+        self.change_outcomes.labels(team=owner_label(team), outcome=outcome).inc(count)
 
     def set_lessons_open(self, impact: str, count: int) -> None:
         """Set how many lessons of an impact are open."""

@@ -72,7 +72,7 @@ def _sync_change_outcomes(state: State, metrics: Metrics) -> None:
             total = outcomes.succeeded if succeeded else outcomes.failed
             missing = total - exported.get((team, outcome), 0.0)
             if missing > 0:
-                metrics.change_outcomes.labels(team=team, outcome=outcome).inc(missing)
+                metrics.change_outcome(team, succeeded, missing)
 
 
 def _exported_outcomes(metrics: Metrics) -> dict[tuple[str, str], float]:
