@@ -123,7 +123,7 @@ def build(n_cis: int, seed: int = 11, identities: bool = False) -> tuple[Engine,
         engine.apply(event, event.time)
     seconds = time.perf_counter() - started
     if not identities:
-        engine.take_identity_changes()
+        engine.applied.take_changes()
     return engine, seconds
 
 

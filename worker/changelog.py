@@ -1,8 +1,8 @@
 """The state's changelog: one compacted record per entity, from which any replica rebuilds.
 
 Keys are ``<kind>/<id>``: ``ci/service/api@prod`` holds the CI's record and its outgoing edges
-(or ``retired_at`` once retired; a tombstone once merged into another CI), ``event/<digest>``
-remembers an applied event identity. Rebuild keeps the last value per key, as compaction
+(or ``retired_at`` once retired; a tombstone once merged into another CI), ``events/<digest>``
+remembers a batch of applied event identities. Rebuild keeps the last value per key, as compaction
 does, then builds the graph from those values in one pass.
 """
 
@@ -20,6 +20,7 @@ from schemas.records import CIRecord
 from worker import lessons
 from worker.cmdb import Cmdb, EdgeData
 from worker.engine import Engine
+from worker.identities import IdentityBatch
 from worker.state import (
     CHANGE,
     HISTORY,
@@ -31,7 +32,7 @@ from worker.state import (
 )
 
 Entry = tuple[str, bytes | None]
-CI_PREFIX, EVENT_PREFIX, LESSON_PREFIX = "ci/", "event/", "lesson/"
+CI_PREFIX, EVENTS_PREFIX, LESSON_PREFIX = "ci/", "events/", "lesson/"
 MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     CHANGE: ("changes", ChangeRecord),
     INCIDENT: ("incidents", IncidentRecord),
@@ -49,9 +50,9 @@ def changed_entries(engine: Engine) -> list[Entry]:
         (f"{kind}/{entity_id}", _encode(engine, kind, entity_id))
         for kind, entity_id in sorted(engine.state.take_dirty())
     ]
-    remembered, forgotten = engine.take_identity_changes()
-    entries += [(f"{EVENT_PREFIX}{key}", at.isoformat().encode()) for key, at in remembered]
-    entries += [(f"{EVENT_PREFIX}{key}", None) for key in forgotten]
+    remembered, forgotten = engine.applied.take_changes()
+    entries += [(f"{EVENTS_PREFIX}{batch.id}", _batch_value(batch)) for batch in remembered]
+    entries += [(f"{EVENTS_PREFIX}{batch_id}", None) for batch_id in forgotten]
     return entries
 
 
@@ -61,6 +62,15 @@ def _encode(engine: Engine, kind: str, entity_id: str) -> bytes | None:
         return model.model_dump_json().encode() if model is not None else None
     value = ci_value(engine.state.cmdb, CIId(entity_id))
     return json.dumps(value, separators=(",", ":")).encode() if value is not None else None
+
+
+def _batch_value(batch: IdentityBatch) -> bytes:
+    return json.dumps({"newest": batch.newest.isoformat(), "keys": batch.keys}).encode()
+
+
+def _batch_from(batch_id: str, value: bytes) -> IdentityBatch:
+    raw = json.loads(value)
+    return IdentityBatch(batch_id, tuple(raw["keys"]), datetime.fromisoformat(raw["newest"]))
 
 
 def _store(state: State, kind: str) -> dict[str, Any]:
@@ -106,10 +116,11 @@ def rebuild(engine: Engine, entries: Iterable[Entry]) -> int:
            if key.startswith(CI_PREFIX)}  # fmt: skip
     _restore_cmdb(engine, cis)
     _restore_models(engine.state, latest)
-    engine.restore_identities(
-        (key.removeprefix(EVENT_PREFIX), datetime.fromisoformat(value.decode()))
-        for key, value in latest.items() if key.startswith(EVENT_PREFIX)
-    )  # fmt: skip
+    engine.applied.restore(
+        _batch_from(key.removeprefix(EVENTS_PREFIX), value)
+        for key, value in latest.items()
+        if key.startswith(EVENTS_PREFIX)
+    )
     return len(latest)
 
 

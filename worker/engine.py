@@ -1,8 +1,7 @@
 """Apply decoded events to the state, once each, and collect the findings they cause."""
 
 import hashlib
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +22,7 @@ from schemas.findings import Finding
 from schemas.ids import EventIdentity
 from schemas.records import CIRecord
 from worker import discovery, governance, incidents, lessons
+from worker.identities import AppliedEvents
 from worker.state import State
 
 Handler = Callable[[State, InputEvent, Any, datetime], list[Finding]]
@@ -59,18 +59,15 @@ class Engine:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.state = State(policy)
-        self._applied: set[str] = set()
-        self._applied_order: deque[tuple[datetime, str]] = deque()
-        self._remembered: list[tuple[str, datetime]] = []
-        self._forgotten: list[str] = []
+        self.applied = AppliedEvents(policy.idempotence.remember_events_for)
 
     def apply(self, event: InputEvent, now: datetime) -> list[Finding] | None:
         """Apply ``event`` as of ``now``; None if an event with its identity was already applied."""
         key = identity_key(event.identity)
-        if key in self._applied:
+        if key in self.applied:
             return None
         findings = HANDLERS[type(event.payload)](self.state, event, event.payload, now)
-        self._remember(key, now)
+        self.applied.remember(key, now)
         return findings + self.tick(now)
 
     def tick(self, now: datetime) -> list[Finding]:
@@ -80,31 +77,6 @@ class Engine:
             for key, kind in due:
                 findings += DEADLINE_HANDLERS[kind](self.state, key, kind, now)
         return findings
-
-    def _remember(self, key: str, now: datetime) -> None:
-        self._applied.add(key)
-        self._applied_order.append((now, key))
-        self._remembered.append((key, now))
-        horizon = now - self.policy.idempotence.remember_events_for
-        while self._applied_order and self._applied_order[0][0] < horizon:
-            forgotten = self._applied_order.popleft()[1]
-            self._applied.discard(forgotten)
-            self._forgotten.append(forgotten)
-
-    def take_identity_changes(self) -> tuple[list[tuple[str, datetime]], list[str]]:
-        """Identities remembered and forgotten since the last call (for the changelog)."""
-        changes = (self._remembered, self._forgotten)
-        self._remembered, self._forgotten = [], []
-        return changes
-
-    def last_applied_at(self) -> datetime | None:
-        """The time the latest remembered event was judged at: where an event clock resumes."""
-        return self._applied_order[-1][0] if self._applied_order else None
-
-    def restore_identities(self, remembered: Iterable[tuple[str, datetime]]) -> None:
-        for key, at in sorted(remembered, key=lambda pair: pair[1]):
-            self._applied.add(key)
-            self._applied_order.append((at, key))
 
     def reschedule(self, record: CIRecord) -> None:
         discovery.reschedule(self.state, record)

@@ -91,7 +91,7 @@ class Runner:
             consumer.close()
         seconds = time.monotonic() - started
         self.metrics.set_state_rebuild_seconds(seconds)
-        self.clock.now(self.engine.last_applied_at())  # an event clock resumes where it stopped
+        self.clock.now(self.engine.applied.last_applied_at)  # an event clock resumes there
         self.rebuilt = True
         log.info(
             "state_rebuilt",
