@@ -120,6 +120,7 @@ def worker_env(
         f"{ENV_PREFIX}CLOCK": "event",
         f"{ENV_PREFIX}TICK_SECONDS": "0.5",
         f"{ENV_PREFIX}POLL_TIMEOUT_MS": "200",
+        f"{ENV_PREFIX}SESSION_TIMEOUT_SECONDS": "10",
     }
     env |= {f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in settings.items()}
     return env

@@ -50,6 +50,8 @@ def input_consumer(settings: Settings) -> KafkaConsumer:
         isolation_level="read_committed",
         max_poll_records=settings.max_poll_records,
         client_id=f"{settings.group_id}-{settings.instance_id}",
+        session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+        heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
     )
 
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     ssl_cafile: Path | None = None
     connect_timeout_seconds: float = Field(default=30.0, gt=0)
     """At start: how long to keep trying to reach and log in to the cluster before giving up."""
+    session_timeout_seconds: float = Field(default=45.0, ge=6, le=1800)
+    """How long the group waits for a silent replica (one killed with -9) before reassigning
+    its partitions; the broker's group.min/max.session.timeout.ms bound it."""
 
     topic_discovery: str = "cmdb.discovery"
     topic_cicd: str = "cicd.events"
