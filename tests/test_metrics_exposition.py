@@ -178,7 +178,8 @@ def live(kafka_bootstrap: str, topics: WorkerTopics, unique_name: str) -> Iterat
     settings = Settings(
         bootstrap_servers=kafka_bootstrap, group_id=f"{unique_name}-group", instance_id="w1",
         http_host="127.0.0.1", http_port=0, topic_partitions=1, clock="wall",
-        tick_seconds=0.2, poll_timeout_ms=100, liveness_timeout_seconds=1.0, **names,
+        tick_seconds=0.2, gauge_refresh_seconds=0.2, poll_timeout_ms=100,
+        liveness_timeout_seconds=1.0, **names,
     )  # fmt: skip
     worker = LiveWorker(settings, load_policy())
     try:

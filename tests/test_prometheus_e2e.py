@@ -63,7 +63,7 @@ def worker(
     kafka_bootstrap: str, topics: WorkerTopics, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WorkerProcess]:
     """A ready ``cmdb-worker run`` judging by the wall clock, ticking every second."""
-    env = worker_env(kafka_bootstrap, topics, clock="wall", tick_seconds=1)
+    env = worker_env(kafka_bootstrap, topics, clock="wall", tick_seconds=1, gauge_refresh_seconds=1)
     process = WorkerProcess(env, tmp_path_factory.mktemp("worker") / "worker.log")
     try:
         yield process.start().wait_ready()

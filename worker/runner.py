@@ -101,7 +101,7 @@ class Runner:
         )
 
     def _loop(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
-        next_tick = 0.0
+        next_tick = next_refresh = 0.0
         while not self.stopping.is_set():
             batch = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
             tick_due = time.monotonic() >= next_tick
@@ -110,6 +110,8 @@ class Runner:
                     self._transact(consumer, producer, batch, tick_due)
             if tick_due:
                 next_tick = time.monotonic() + self.settings.tick_seconds
+            if time.monotonic() >= next_refresh:
+                next_refresh = time.monotonic() + self.settings.gauge_refresh_seconds
                 self._refresh_gauges(consumer)
             self._progressed()
 

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     """``wall``: judge by the wall clock; ``event``: by the latest event time, as replay does."""
     tick_seconds: float = Field(default=5.0, gt=0)
     """How often deadlines (staleness, overdue lessons) are checked when no event arrives."""
+    gauge_refresh_seconds: float = Field(default=15.0, gt=0)
+    """How often the whole-graph gauges (CIs, stale CIs, lessons) are recounted: a full scan,
+    kept off the per-tick path so a large CMDB is not walked every few seconds."""
     max_poll_records: int = Field(default=500, ge=1)
     poll_timeout_ms: int = Field(default=500, ge=1)
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
