@@ -17,6 +17,13 @@ from tests.kafka_broker import LocalKafkaBroker, ScramBroker, create_topics
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
 
+def _group_consumer(bootstrap: str, topic: str, group: str) -> KafkaConsumer:
+    return KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=group,
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )  # fmt: skip
+
+
 def _poll_until(consumer: KafkaConsumer, count: int, timeout_s: float = 30.0) -> list[Any]:
     """Poll until at least ``count`` records arrived (or fail after ``timeout_s``)."""
     records: list[Any] = []
@@ -78,13 +85,7 @@ def test_group_commit_survives_reconnect(kafka_bootstrap: str, unique_name: str)
     _produce(kafka_bootstrap, topic, [f"v{i}".encode() for i in range(5)])
     tp = TopicPartition(topic, 0)
 
-    first = KafkaConsumer(
-        topic,
-        bootstrap_servers=kafka_bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    first = _group_consumer(kafka_bootstrap, topic, group)
     try:
         records = _poll_until(first, 3)
         assert [r.offset for r in records[:3]] == [0, 1, 2]
@@ -92,13 +93,7 @@ def test_group_commit_survives_reconnect(kafka_bootstrap: str, unique_name: str)
     finally:
         first.close(autocommit=False)
 
-    second = KafkaConsumer(
-        topic,
-        bootstrap_servers=kafka_bootstrap,
-        group_id=group,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    second = _group_consumer(kafka_bootstrap, topic, group)
     try:
         assert second.committed(tp) == 3
         resumed = _poll_until(second, 2)

@@ -1,5 +1,6 @@
 """What the metrics say about the state: per-finding counters as findings are emitted, and
-whole-state gauges refreshed on the tick (never per event): CIs, stale CIs, lessons, outcomes.
+whole-state gauges recounted every ``gauge_refresh_seconds`` (never per event): CIs, stale CIs,
+lessons, outcomes.
 """
 
 from collections import Counter
