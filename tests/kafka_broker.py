@@ -106,7 +106,10 @@ class LocalKafkaBroker:
             return None
 
     def scram_credentials(self) -> ScramBroker:
-        return ScramBroker(self.sasl_bootstrap, SCRAM_USERNAME, SCRAM_PASSWORD, SCRAM_MECHANISM)
+        return ScramBroker(
+            self.sasl_bootstrap, SCRAM_USERNAME, SCRAM_PASSWORD, SCRAM_MECHANISM,
+            log_file=self.log_file,
+        )  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _run(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -202,6 +205,8 @@ class ScramBroker:
     password: str
     mechanism: str = SCRAM_MECHANISM
     security_protocol: str = "SASL_PLAINTEXT"
+    log_file: Path | None = None
+    """The broker's own log, when the broker is ours (None for an external listener)."""
 
     def client_config(self, **overrides: Any) -> dict[str, Any]:
         """Keyword arguments for KafkaProducer / KafkaConsumer / KafkaAdminClient."""
