@@ -27,4 +27,12 @@ def require_positive(value: timedelta) -> timedelta:
     return value
 
 
+def require_not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("a duration must not be negative")
+    return value
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_shorthand), AfterValidator(require_positive)]
+Slack = Annotated[timedelta, BeforeValidator(parse_shorthand), AfterValidator(require_not_negative)]
+"""A duration that may be zero (``0m``): a tolerance rather than a period."""

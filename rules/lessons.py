@@ -77,10 +77,10 @@ def cmdb_stale(policy: Policy, record: CIRecord) -> Filing:
     return Filing("cmdb_stale", record.id, record.owner, [stale_finding], detail)
 
 
-def unauthorized_deploys(deploy: DeployEntry, owner: str | None, reason: Reason) -> Filing:
+def unauthorized_deploys(deploy: DeployEntry, owner: str | None, reasons: list[Reason]) -> Filing:
     detail = (
         f"{deploy.service} got {deploy.artifact_id or 'a deploy'} at {deploy.at.isoformat()}: "
-        f"{reason.detail}"
+        + "; ".join(reason.detail for reason in reasons)
     )
     evidence = [deploy.event_id] + ([deploy.change_id] if deploy.change_id else [])
     return Filing("unauthorized_deploys", deploy.service, owner, evidence, detail)

@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -14,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from rules.durations import Duration
+from rules.durations import Duration, Slack
 from schemas.changes import Level
 from schemas.ci import NonBlank
 from schemas.events import ChangeType
@@ -48,11 +50,62 @@ class Identification(Section):
     strong_identifiers: list[str] = ["serial_number", "k8s_uid", "fqdn", "cloud_resource_id"]
 
 
+class FreezeWindow(Section):
+    """A period in which changes stop: deploys need an emergency change, changes go to CAB."""
+
+    name: NonBlank
+    start: AwareDatetime
+    end: AwareDatetime
+    environments: list[str] | None = None
+    """The environments it freezes; None means every governed environment."""
+
+    @field_validator("environments")
+    @classmethod
+    def _lower_environments(cls, value: list[str] | None) -> list[str] | None:
+        return [environment.lower() for environment in value] if value is not None else None
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> "FreezeWindow":
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end.isoformat()}) must be after start")
+        return self
+
+
+def _template_entry(value: Any) -> Any:
+    """A template is listed by its name, or as ``{name, description}``."""
+    return {"name": value} if isinstance(value, str) else value
+
+
+class StandardTemplate(Section):
+    """An approved standard-change template: low-risk changes from it need no CAB."""
+
+    name: NonBlank
+    description: str | None = None
+
+
 class Governance(Section):
     governed_environments: list[str] = ["prod", "production"]
+    window_slack: Slack = timedelta(hours=1)
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    standard_templates: list[
+        Annotated[StandardTemplate, BeforeValidator(_template_entry)]
+    ] = Field(default_factory=list)
 
     def governs(self, environment: str | None) -> bool:
         return environment is not None and environment.lower() in self.governed_environments
+
+    def lists_template(self, name: str | None) -> bool:
+        return any(template.name == name for template in self.standard_templates)
+
+    def freezes_of(self, environment: str | None) -> list[FreezeWindow]:
+        """The freeze windows that apply to ``environment`` (governed ones by default)."""
+        return [
+            freeze for freeze in self.freeze_windows
+            if environment is not None and environment.lower() in (
+                freeze.environments if freeze.environments is not None
+                else self.governed_environments
+            )
+        ]  # fmt: skip
 
 
 class Hygiene(Section):
@@ -81,6 +134,10 @@ class RiskWeights(Section):
     stale_ci_in_scope: Points = 10
     recent_failures: Points = 15
     unknown_ci: Points = 10
+    in_freeze_window: Points = 30
+    conflicting_change: Points = 15
+    stale_dependents: Points = 10
+    team_failure_rate: Points = 15
 
 
 class RiskLevels(Section):
@@ -106,6 +163,9 @@ class Risk(Section):
     large_blast_radius: PositiveInt = 10
     recent_failures_window: Duration = timedelta(days=30)
     top_dependents: PositiveInt = 10
+    team_history_window: Duration = timedelta(days=90)
+    team_history_min_changes: PositiveInt = 5
+    team_failure_rate_threshold: Annotated[float, Field(ge=0, le=1)] = 0.2
 
 
 class CorrelationWeights(Section):

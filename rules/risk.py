@@ -1,10 +1,11 @@
-"""Change risk and deploy governance: score a change, route it, and judge deploys against it.
+"""Change risk: score a change, route it, and report what makes it risky.
 
 A change's score is the sum of the points of the reasons that apply (capped at 100); each reason
-is one small function below, listed in ``REASON_RULES``. A change counts as *approved* for a
-deploy in states ``approved``, ``implementing`` and ``completed``: the ITSM system said yes and
-has not since said it failed. ``requested``, ``rejected``, ``cancelled``, ``failed`` and
-``rolled_back`` do not authorise a deploy.
+is one small function below, listed in ``REASON_RULES``. The level follows from the score; the
+route is ``cab`` for the policy's ``cab_types`` and for changes planned into a freeze window,
+``fast_track`` up to ``fast_track_max_level``. A low-risk ``standard`` change from a template the
+policy lists is pre-approved (``rules.authorization`` lets its deploys through without an
+approval event). Deploy authorisation itself lives in ``rules.authorization``.
 """
 
 import heapq
@@ -14,6 +15,8 @@ from datetime import datetime
 
 import networkx as nx
 
+from rules import windows
+from rules.conflicts import Conflict
 from rules.findings import make_finding
 from rules.policy import Policy
 from rules.staleness import is_stale
@@ -25,16 +28,19 @@ from schemas.changes import (
     DeployEntry,
     Level,
     Route,
+    TeamHistory,
 )
 from schemas.events import ChangeFields, ChangeRequested
 from schemas.findings import Finding, Reason, Severity
 from schemas.ids import CIId
 from schemas.records import CIRecord
 
-APPROVED_STATES = frozenset({"approved", "implementing", "completed"})
 IMPLEMENTED_STATES = frozenset({"implementing", "completed", "failed", "rolled_back"})
 FAILED_STATES = frozenset({"failed", "rolled_back"})
-RISK_FIELDS = ("type", "cis", "rollback_plan", "rollback_automated", "canary", "db_migration")
+RISK_FIELDS = (
+    "type", "template", "cis", "owner", "planned_start", "planned_end",
+    "rollback_plan", "rollback_automated", "canary", "db_migration",
+)  # fmt: skip
 SEVERITY: dict[Level, Severity] = {
     "low": "info", "medium": "info", "high": "warning", "critical": "critical",
 }  # fmt: skip
@@ -53,6 +59,10 @@ class Scope:
     """The records of every CI in ``cis`` and ``dependents``."""
     recent_failures: list[str]
     """Failed changes and rolled-back deploys on the CIs in scope, within the policy's window."""
+    conflicts: list[Conflict]
+    """Earlier requested open changes planned at an overlapping time on related CIs."""
+    team_history: TeamHistory | None
+    """The owner team's recently finished changes (None when the change names no owner)."""
 
 
 def reachable(
@@ -103,10 +113,6 @@ def has_rollback_plan(change: ChangeFields) -> bool:
 def matters(before: ChangeFields, after: ChangeFields) -> bool:
     """Whether an update touched a field the assessment depends on."""
     return any(getattr(before, name) != getattr(after, name) for name in RISK_FIELDS)
-
-
-def approves(change: ChangeRecord | None) -> bool:
-    return change is not None and change.request.state in APPROVED_STATES
 
 
 def failed(change: ChangeRecord) -> bool:
@@ -217,9 +223,66 @@ def _unknown_ci(
     return _reason(policy, "unknown_ci", "not in the CMDB: " + _listed(scope.unknown))
 
 
+def _stale_dependents(
+    policy: Policy, change: ChangeRequested, scope: Scope, now: datetime
+) -> Reason | None:
+    stale = [ci for ci in scope.dependents if is_stale(policy, scope.records[ci], now)]
+    if not stale:
+        return None
+    nearest = sorted(stale, key=lambda ci: (scope.dependents[ci], ci))
+    return _reason(
+        policy, "stale_dependents",
+        f"{len(stale)} stale CIs in the blast radius, the impact may be misjudged: "
+        + _listed(nearest),
+    )  # fmt: skip
+
+
+def _freeze(policy: Policy, change: ChangeRequested, scope: Scope, now: datetime) -> Reason | None:
+    window = windows.planned_window(change)
+    if window is None:
+        return None
+    environments = {ref.environment for ref in change.cis}
+    frozen = windows.freezes_during(policy, environments, window)
+    if not frozen:
+        return None
+    return _reason(
+        policy, "in_freeze_window",
+        "planned into freeze " + _listed([windows.describe(freeze) for freeze in frozen]),
+    )  # fmt: skip
+
+
+def _conflicting(
+    policy: Policy, change: ChangeRequested, scope: Scope, now: datetime
+) -> Reason | None:
+    if not scope.conflicts:
+        return None
+    details = [conflict.detail for conflict in scope.conflicts]
+    return _reason(
+        policy, "conflicting_change", "overlaps open changes requested earlier: " + _listed(details)
+    )
+
+
+def _team_failure_rate(
+    policy: Policy, change: ChangeRequested, scope: Scope, now: datetime
+) -> Reason | None:
+    if scope.team_history is None:
+        return None
+    window = policy.risk.team_history_window
+    failed, finished = scope.team_history.failure_rate(now - window)
+    threshold = policy.risk.team_failure_rate_threshold
+    if finished < policy.risk.team_history_min_changes or failed / finished <= threshold:
+        return None
+    return _reason(
+        policy, "team_failure_rate",
+        f"team {scope.team_history.team}: {failed} of {finished} changes failed within "
+        f"{window.days}d ({failed / finished:.0%}, above {threshold:.0%})",
+    )  # fmt: skip
+
+
 REASON_RULES: list[ReasonRule] = [
-    _rollback, _db_migration, _canary, _emergency, _critical_ci,
-    _large_blast_radius, _stale_ci, _recent_failures, _unknown_ci,
+    _rollback, _db_migration, _canary, _emergency, _critical_ci, _large_blast_radius,
+    _stale_ci, _stale_dependents, _recent_failures, _unknown_ci, _freeze, _conflicting,
+    _team_failure_rate,
 ]  # fmt: skip
 
 
@@ -231,11 +294,17 @@ def level_for(policy: Policy, score: int) -> Level:
     return next((level for level, floor in floors if score >= floor), "low")
 
 
-def route_for(policy: Policy, change: ChangeRequested, level: Level) -> Route:
-    if change.type in policy.risk.cab_types:
+def route_for(policy: Policy, change: ChangeRequested, level: Level, frozen: bool) -> Route:
+    if frozen or change.type in policy.risk.cab_types:
         return "cab"
     fast = LEVELS.index(level) <= LEVELS.index(policy.risk.fast_track_max_level)
     return "fast_track" if fast else "cab"
+
+
+def preapproved(policy: Policy, change: ChangeRequested, level: Level, route: Route) -> bool:
+    """A standard change from a listed template, low risk and not held for CAB."""
+    listed = change.type == "standard" and policy.governance.lists_template(change.template)
+    return listed and level == "low" and route == "fast_track"
 
 
 def assess(
@@ -245,12 +314,14 @@ def assess(
     reasons = [reason for rule in REASON_RULES if (reason := rule(policy, change, scope, now))]
     score = min(100, sum(reason.points or 0 for reason in reasons))
     level = level_for(policy, score)
+    route = route_for(policy, change, level, any(r.code == "in_freeze_window" for r in reasons))
     return Assessment(
-        revision=revision, assessed_at=now, score=score, level=level,
-        route=route_for(policy, change, level), blast_radius=len(scope.dependents),
-        reasons=reasons, cis=scope.cis, unknown_cis=scope.unknown,
-        top_dependents=top_dependents(policy, scope),
+        revision=revision, assessed_at=now, score=score, level=level, route=route,
+        blast_radius=len(scope.dependents), reasons=reasons, cis=scope.cis,
+        unknown_cis=scope.unknown, top_dependents=top_dependents(policy, scope),
         missing_rollback=level in ("high", "critical") and not has_rollback_plan(change),
+        preapproved=preapproved(policy, change, level, route),
+        conflicts=[conflict.change_id for conflict in scope.conflicts],
     )  # fmt: skip
 
 
@@ -273,7 +344,8 @@ def change_assessed(change: ChangeRecord, assessment: Assessment) -> Finding:
         "change_assessed", change.id, SEVERITY[assessment.level], assessment.assessed_at,
         str(assessment.revision), assessment.reasons,
         **assessment.model_dump(mode="json", exclude={"reasons", "assessed_at"}),
-        change_type=request.type, title=request.title, owner=request.owner, state=request.state,
+        change_type=request.type, template=request.template, title=request.title,
+        owner=request.owner, state=request.state,
     )  # fmt: skip
 
 
@@ -286,30 +358,6 @@ def change_missing_rollback(change: ChangeRecord, assessment: Assessment) -> Fin
         "change_missing_rollback", change.id, SEVERITY[assessment.level], assessment.assessed_at,
         str(assessment.revision), [reason], level=assessment.level, score=assessment.score,
         owner=change.request.owner,
-    )  # fmt: skip
-
-
-def unauthorized_because(deploy: DeployEntry, change: ChangeRecord | None) -> Reason | None:
-    """Why a deploy is not covered by an approved change, or None when it is."""
-    if deploy.change_id is None:
-        return Reason(code="no_change", detail="no change linked (customData.change_id)")
-    if change is None:
-        return Reason(code="unknown_change", detail=f"linked change {deploy.change_id} is unknown")
-    if not approves(change):
-        return Reason(
-            code="change_not_approved",
-            detail=f"linked change {change.id} is {change.request.state}, not approved",
-        )
-    return None
-
-
-def deploy_unauthorized(
-    deploy: DeployEntry, reason: Reason, environment: str | None, now: datetime
-) -> Finding:
-    return make_finding(
-        "deploy_unauthorized", deploy.service, "critical", now, deploy.event_id, [reason],
-        environment=environment, change_id=deploy.change_id, artifact_id=deploy.artifact_id,
-        deploy_event=deploy.event_id, deployed_at=deploy.at,
     )  # fmt: skip
 
 

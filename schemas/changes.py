@@ -4,12 +4,13 @@ Each record is a self-contained pydantic model keyed by its own id, so the state
 write it with ``model_dump(mode="json")`` and rebuild it with ``model_validate``.
 """
 
-from datetime import datetime
+import bisect
+from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from schemas.events import ChangeRequested
+from schemas.events import ChangeRequested, ChangeState, ChangeType
 from schemas.findings import Reason
 
 Level = Literal["low", "medium", "high", "critical"]
@@ -42,6 +43,31 @@ class Assessment(BaseModel):
     top_dependents: list[Dependent] = Field(default_factory=list)
     missing_rollback: bool = False
     """High or critical with no rollback plan: what ``change_missing_rollback`` reports."""
+    preapproved: bool = False
+    """A low-risk standard change from a listed template: deploys need no approval event."""
+    conflicts: list[str] = Field(default_factory=list)
+    """Open changes requested earlier whose window overlaps this one's on related CIs."""
+
+
+class ChangeVersion(BaseModel):
+    """How a change stood from ``since`` (event time) on: what a deploy is judged against."""
+
+    since: datetime
+    state: ChangeState
+    type: ChangeType
+    cis: list[str]
+    """The CI ids as the change names them (the worker resolves aliases when judging)."""
+    planned_start: datetime | None = None
+    planned_end: datetime | None = None
+    preapproved: bool = False
+
+    @classmethod
+    def of(cls, request: ChangeRequested, since: datetime, preapproved: bool) -> "ChangeVersion":
+        return cls(
+            since=since, state=request.state, type=request.type,
+            cis=[ref.ci_id for ref in request.cis], planned_start=request.planned_start,
+            planned_end=request.planned_end, preapproved=preapproved,
+        )  # fmt: skip
 
 
 class ChangeRecord(BaseModel):
@@ -57,6 +83,15 @@ class ChangeRecord(BaseModel):
     deployed_services: list[str] = Field(default_factory=list)
     outcome: Outcome | None = None
     assessment: Assessment | None = None
+    versions: list[ChangeVersion] = Field(default_factory=list)
+    """The change as it stood over time, oldest first; a new one only when a field that
+    authorises deploys changed."""
+
+    @model_validator(mode="after")
+    def _first_version(self) -> "ChangeRecord":
+        if not self.versions:
+            self.versions = [ChangeVersion.of(self.request, self.requested_at, self.preapproved)]
+        return self
 
     @property
     def id(self) -> str:
@@ -65,6 +100,27 @@ class ChangeRecord(BaseModel):
     @property
     def revision(self) -> int:
         return self.assessment.revision if self.assessment else 0
+
+    @property
+    def preapproved(self) -> bool:
+        return self.assessment is not None and self.assessment.preapproved
+
+    def as_of(self, at: datetime) -> ChangeVersion:
+        """The version in force at ``at``; the first one if the change is younger than that."""
+        index = bisect.bisect_right([version.since for version in self.versions], at)
+        return self.versions[max(index - 1, 0)]
+
+    def record_version(self, since: datetime) -> None:
+        """Keep the change's current terms as a version from ``since``, if they differ."""
+        version = ChangeVersion.of(self.request, since, self.preapproved)
+        if _same_terms(self.as_of(since), version):
+            return
+        index = bisect.bisect_right([known.since for known in self.versions], version.since)
+        self.versions.insert(index, version)
+
+
+def _same_terms(known: ChangeVersion, new: ChangeVersion) -> bool:
+    return known.model_dump(exclude={"since"}) == new.model_dump(exclude={"since"})
 
 
 class DeployEntry(BaseModel):
@@ -124,6 +180,25 @@ class IncidentRecord(BaseModel):
     description: str | None = None
     suspects: list[Suspect] = Field(default_factory=list)
     resolved_at: datetime | None = None
+
+
+class TeamHistory(BaseModel):
+    """An owner team's finished changes within the policy's window: change id -> (when, how)."""
+
+    team: str
+    finished: dict[str, tuple[datetime, Outcome]] = Field(default_factory=dict)
+
+    def record(self, change_id: str, at: datetime, outcome: Outcome, window: timedelta) -> None:
+        self.finished[change_id] = (at, outcome)
+        horizon = max(moment for moment, _ in self.finished.values()) - window
+        self.finished = {
+            key: entry for key, entry in self.finished.items() if entry[0] >= horizon
+        }
+
+    def failure_rate(self, since: datetime) -> tuple[int, int]:
+        """(failed, finished) among the changes finished from ``since`` on."""
+        outcomes = [outcome for at, outcome in self.finished.values() if at >= since]
+        return outcomes.count("failure"), len(outcomes)
 
 
 class ChangeOutcomes(BaseModel):

@@ -70,6 +70,8 @@ class ChangeFields(Payload):
     """The fields of a change request that can be set or updated."""
 
     type: ChangeType | None = None
+    template: NonBlank | None = None
+    """The standard-change template a ``standard`` change was raised from."""
     title: str | None = None
     cis: list[CIRef] | None = None
     owner: str | None = None

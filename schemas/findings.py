@@ -6,6 +6,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Severity = Literal["info", "warning", "critical"]
+FindingKind = Literal[
+    "ci_stale", "ci_stale_resolved", "ci_missing_from_scan", "ci_no_owner", "ci_orphan",
+    "ci_duplicate_merged", "relation_dangling", "change_assessed", "change_missing_rollback",
+    "change_conflict", "deploy_unauthorized", "deploy_rolled_back", "incident_correlated",
+    "lesson_filed", "lesson_overdue",
+]  # fmt: skip
+"""Every kind of finding the worker emits (``cmdb.finding.<kind>``): the one list of them."""
 FINDING_SOURCE = "/cmdb-worker"
 
 
@@ -24,7 +31,7 @@ class FindingData(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    kind: str
+    kind: FindingKind
     subject: str
     severity: Severity
     detected_at: datetime

@@ -66,11 +66,11 @@ def test_deploy_outside_governed_environments_is_not_judged(feed):
 
 @pytest.mark.parametrize(
     ("state", "authorized"),
-    [("approved", True), ("implementing", True), ("completed", True), ("requested", False),
+    [("approved", True), ("implementing", True), ("completed", False), ("requested", False),
      ("rejected", False), ("cancelled", False), ("failed", False), ("rolled_back", False)],
 )  # fmt: skip
 def test_only_an_approved_change_authorizes_a_deploy(feed, state, authorized):
-    """approved, implementing and completed authorise a deploy; every other state does not."""
+    """approved and implementing authorise a deploy; every other state (completed too) does not."""
     feed(*payments_estate(), change_requested("CHG1", API, state=state, **SAFE))
     found = feed(deploy("payments-api", id="d1", time=at(hours=1), change_id="CHG1"))
     reasons = [r.code for f in of_kind(found, "deploy_unauthorized") for r in f.data.reasons]

@@ -7,7 +7,9 @@ import networkx as nx
 import pytest
 
 from rules import risk
+from rules.conflicts import Conflict
 from rules.policy import Policy, PolicyError, load_policy, parse_policy
+from schemas.changes import TeamHistory
 from schemas.events import ChangeRequested
 from schemas.ids import CIId
 from schemas.records import CIRecord
@@ -35,10 +37,13 @@ def record(ci_id: str, criticality: int | None = None, last_seen: Any = T0) -> C
 def scope(
     dependents: dict[str, int] | None = None, *, unknown: tuple[str, ...] = (),
     failures: tuple[str, ...] = (), records: list[CIRecord] | None = None,
+    conflicts: tuple[Conflict, ...] = (), team: TeamHistory | None = None,
 ) -> risk.Scope:  # fmt: skip
     deps = {CIId(ci): hops for ci, hops in (dependents or {}).items()}
     known = {r.id: r for r in records or [record(PG), *(record(ci) for ci in deps)]}
-    return risk.Scope([PG], [CIId(ci) for ci in unknown], deps, known, list(failures))
+    return risk.Scope(
+        [PG], [CIId(ci) for ci in unknown], deps, known, list(failures), list(conflicts), team
+    )
 
 
 def change(**fields: Any) -> ChangeRequested:

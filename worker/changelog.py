@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord
+from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
 from schemas.ids import CIId
 from schemas.lessons import Lesson
 from schemas.records import CIRecord
-from worker import lessons
+from worker import governance, lessons
 from worker.cmdb import Cmdb, EdgeData
 from worker.engine import Engine
 from worker.identities import IdentityBatch
@@ -27,6 +27,7 @@ from worker.state import (
     INCIDENT,
     LESSON,
     SERVICE_OUTCOMES,
+    TEAM_HISTORY,
     TEAM_OUTCOMES,
     State,
 )
@@ -40,6 +41,7 @@ MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     HISTORY: ("histories", CIHistory),
     SERVICE_OUTCOMES: ("service_outcomes", ChangeOutcomes),
     TEAM_OUTCOMES: ("team_outcomes", ChangeOutcomes),
+    TEAM_HISTORY: ("team_histories", TeamHistory),
 }
 """Entity kinds kept as pydantic models in a ``State`` dict: kind -> (attribute, model)."""
 
@@ -148,6 +150,8 @@ def _restore_models(state: State, latest: dict[str, bytes]) -> None:
     state.index_lessons()
     for lesson in state.lessons.values():
         lessons.schedule_due(state, lesson)
+    for change in state.changes.values():
+        governance.index_change(state, change)
 
 
 def _record_from_json(raw: dict[str, Any]) -> CIRecord:

@@ -6,9 +6,9 @@ owner, criticality, declared ``depends_on``), through the same path as discovery
 
 from datetime import datetime
 
+from rules import authorization, conflicts, risk
 from rules import lessons as lesson_rules
-from rules import risk
-from schemas.changes import ChangeOutcomes, ChangeRecord, DeployEntry, Outcome
+from schemas.changes import ChangeOutcomes, ChangeRecord, DeployEntry, Outcome, TeamHistory
 from schemas.ci import ObservedCI, Relation
 from schemas.decode import InvalidEvent
 from schemas.events import (
@@ -23,7 +23,7 @@ from schemas.events import (
 from schemas.findings import Finding
 from schemas.ids import CIId
 from worker import discovery, lessons
-from worker.state import CHANGE, SERVICE_OUTCOMES, TEAM_OUTCOMES, State
+from worker.state import CHANGE, SERVICE_OUTCOMES, TEAM_HISTORY, TEAM_OUTCOMES, State
 
 OUTCOME_OF_STATE: dict[str, Outcome] = {
     "completed": "success", "failed": "failure", "rolled_back": "failure",
@@ -33,6 +33,7 @@ OUTCOME_OF_STATE: dict[str, Outcome] = {
 def on_change_requested(
     state: State, event: InputEvent, payload: ChangeRequested, now: datetime
 ) -> list[Finding]:
+    _require_window_in_order(payload)
     change = state.changes.get(payload.change_id) or ChangeRecord(
         request=payload, requested_at=event.time, updated_at=event.time
     )
@@ -51,7 +52,17 @@ def on_change_updated(
         )  # fmt: skip
     edits = {name: value for name, value in payload_fields(payload).items() if name != "change_id"}
     request = change.request.model_copy(update=edits)
+    _require_window_in_order(request)
     return _apply(state, event, change, request, risk.matters(change.request, request), now)
+
+
+def _require_window_in_order(request: ChangeRequested) -> None:
+    start, end = request.planned_start, request.planned_end
+    if start and end and end < start:
+        raise InvalidEvent(
+            "invalid_value", f"change {request.change_id}: planned_end {end.isoformat()} "
+            f"is before planned_start {start.isoformat()}",
+        )  # fmt: skip
 
 
 def _apply(
@@ -63,7 +74,14 @@ def _apply(
     state.touch(CHANGE, change.id)
     _remember_change(state, change)
     findings = _assess(state, change, now) if reassess else []
+    change.record_version(event.time)
+    index_change(state, change)
     return findings + _follow_state(state, event, change, now)
+
+
+def index_change(state: State, change: ChangeRecord) -> None:
+    """Keep the open-changes index in step with the change (also after a restore)."""
+    state.open_changes.update(change, _ci_ids(state, change))
 
 
 def _ci_ids(state: State, change: ChangeRecord) -> list[CIId]:
@@ -87,7 +105,12 @@ def _assess(state: State, change: ChangeRecord, now: datetime) -> list[Finding]:
     findings = [risk.change_assessed(change, assessment)]
     if assessment.missing_rollback and not (previous and previous.missing_rollback):
         findings.append(risk.change_missing_rollback(change, assessment))
-    return findings
+    known_conflicts = previous.conflicts if previous else []
+    return findings + [
+        conflicts.change_conflict(change, conflict, now)
+        for conflict in scope.conflicts
+        if conflict.change_id not in known_conflicts
+    ]
 
 
 def _scope(state: State, change: ChangeRecord, now: datetime) -> risk.Scope:
@@ -98,8 +121,16 @@ def _scope(state: State, change: ChangeRecord, now: datetime) -> risk.Scope:
     records = {ci_id: graph.nodes[ci_id]["ci"] for ci_id in [*known, *dependents]}
     unknown = [ci_id for ci_id in ids if ci_id not in graph]
     return risk.Scope(
-        known, unknown, dependents, records, _recent_failures(state, change, known, now)
-    )
+        known, unknown, dependents, records, _recent_failures(state, change, known, now),
+        conflicts.conflicts(graph, change, ids, _candidates(state, ids)),
+        state.team_histories.get(change.request.owner or ""),
+    )  # fmt: skip
+
+
+def _candidates(state: State, ids: list[CIId]) -> list[conflicts.Candidate]:
+    """Open changes on these CIs or next to them in the graph, from the index."""
+    nearby = (state.changes[change_id] for change_id in state.open_changes.near(state.cmdb, ids))
+    return [conflicts.Candidate(other, _ci_ids(state, other)) for other in nearby]
 
 
 def _recent_failures(
@@ -125,7 +156,7 @@ def _follow_state(
     if current in risk.IMPLEMENTED_STATES:
         findings = _implemented(state, change, event.id, event.time, f"state {current}", now)
     if current in OUTCOME_OF_STATE:
-        _settle(state, change, OUTCOME_OF_STATE[current])
+        _settle(state, change, OUTCOME_OF_STATE[current], event.time)
     return findings
 
 
@@ -142,7 +173,7 @@ def _implemented(
     return lessons.file(state, lesson_rules.rollback_missing(change, subject, event_id, how), now)
 
 
-def _settle(state: State, change: ChangeRecord, outcome: Outcome) -> None:
+def _settle(state: State, change: ChangeRecord, outcome: Outcome, at: datetime) -> None:
     """Count a finished change once per service and team; a later failure moves it across."""
     if change.outcome == outcome:
         return
@@ -153,6 +184,16 @@ def _settle(state: State, change: ChangeRecord, outcome: Outcome) -> None:
         counts.count(outcome, +1)
         state.touch(kind, key)
     change.outcome = outcome
+    _remember_for_team(state, change, outcome, at)
+
+
+def _remember_for_team(state: State, change: ChangeRecord, outcome: Outcome, at: datetime) -> None:
+    """The owner team's recent outcomes, from which its change failure rate is judged."""
+    team = change.request.owner
+    if team:
+        history = state.team_histories.setdefault(team, TeamHistory(team=team))
+        history.record(change.id, at, outcome, state.policy.risk.team_history_window)
+        state.touch(TEAM_HISTORY, team)
 
 
 def _outcome_keys(
@@ -210,17 +251,27 @@ def _authorize(
     state: State, entry: DeployEntry, change: ChangeRecord | None, payload: Deploy,
     owner: str | None, now: datetime,
 ) -> list[Finding]:  # fmt: skip
-    """In a governed environment, a deploy needs an approved change (a rollback does not)."""
+    """In a governed environment, a deploy needs a change that covers it (a rollback does not)."""
     environment = payload.service.environment
     if entry.predicate == "rolledback" or not state.policy.governance.governs(environment):
         return []
-    reason = risk.unauthorized_because(entry, change)
-    if reason is None:
+    facts = _facts(state, entry, change, environment)
+    reasons = authorization.unauthorized_reasons(state.policy, facts)
+    if not reasons:
         return []
     entry.authorized = False
-    filing = lesson_rules.unauthorized_deploys(entry, owner, reason)
-    finding = risk.deploy_unauthorized(entry, reason, environment, now)
+    filing = lesson_rules.unauthorized_deploys(entry, owner, reasons)
+    finding = authorization.deploy_unauthorized(entry, reasons, environment, now)
     return [finding, *lessons.file(state, filing, now)]
+
+
+def _facts(
+    state: State, entry: DeployEntry, change: ChangeRecord | None, environment: str | None
+) -> authorization.DeployFacts:
+    """The deploy with its change as it stood at the deploy's time, its CIs resolved now."""
+    version = change.as_of(entry.at) if change else None
+    cis = frozenset(state.cmdb.resolve(CIId(ci)) for ci in version.cis) if version else frozenset()
+    return authorization.DeployFacts(entry, environment, version, cis)
 
 
 def _remember_deploy(state: State, entry: DeployEntry) -> None:
@@ -235,9 +286,10 @@ def _link(state: State, entry: DeployEntry, change: ChangeRecord, now: datetime)
     change.deployed_services = list(dict.fromkeys([*change.deployed_services, entry.service]))
     if change.request.state == "approved":
         change.request = change.request.model_copy(update={"state": "implementing"})
+        change.record_version(entry.at)
     state.touch(CHANGE, change.id)
     how = f"{entry.predicate} to {entry.service}"
     findings = _implemented(state, change, entry.event_id, entry.at, how, now)
     if entry.predicate == "rolledback":
-        _settle(state, change, "failure")
+        _settle(state, change, "failure", entry.at)
     return findings

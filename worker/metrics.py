@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from importlib import metadata
 from itertools import product
-from typing import Final
+from typing import Final, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from schemas.findings import FindingKind
 
 PREFIX: Final = "cmdb_worker"
 NO_OWNER: Final = "none"
@@ -22,12 +24,7 @@ UNKNOWN_CRITICALITY: Final = "unknown"
 KNOWN_CRITICALITIES: Final = frozenset({1, 2, 3, 4})
 
 # Series created at 0 up front, so the first increment shows up in `increase()` and `rate()`.
-FINDING_KINDS: Final = (
-    "ci_stale", "ci_stale_resolved", "ci_missing_from_scan", "ci_no_owner", "ci_orphan",
-    "ci_duplicate_merged", "relation_dangling", "change_assessed", "change_missing_rollback",
-    "deploy_unauthorized", "deploy_rolled_back", "incident_correlated",
-    "lesson_filed", "lesson_overdue",
-)  # fmt: skip
+FINDING_KINDS: Final = get_args(FindingKind)
 CHANGE_LEVELS: Final = ("low", "medium", "high", "critical")
 CHANGE_ROUTES: Final = ("fast_track", "cab")
 LESSON_IMPACTS: Final = ("High", "Medium", "Low")

@@ -3,13 +3,15 @@
 from dataclasses import dataclass, field
 
 from rules.policy import Policy
-from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord
+from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
 from schemas.lessons import Lesson
 from worker.cmdb import Cmdb
 from worker.deadlines import DeadlineIndex
+from worker.open_changes import OpenChanges
 
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
 SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
+TEAM_HISTORY = "team_history"
 
 
 @dataclass
@@ -33,6 +35,10 @@ class State:
     """Kind ``service_outcomes``, keyed by CI id: finished changes that touched it."""
     team_outcomes: dict[str, ChangeOutcomes] = field(default_factory=dict)
     """Kind ``team_outcomes``, keyed by owner team."""
+    team_histories: dict[str, TeamHistory] = field(default_factory=dict)
+    """Kind ``team_history``, keyed by owner team: its recently finished changes."""
+    open_changes: OpenChanges = field(default_factory=OpenChanges)
+    """Open changes by CI; derived from ``changes`` (rebuilt after a restore)."""
     lesson_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
 

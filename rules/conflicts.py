@@ -1,0 +1,88 @@
+"""Change conflicts: open changes planned at overlapping times on the same or related CIs.
+
+Two open changes (``requested``, ``approved`` or ``implementing``) conflict when their planned
+windows overlap and they share a CI, or a CI of one directly depends on a CI of the other (an
+edge either way). Only the later requested of the two is flagged; the earlier one was judged
+before the other existed. The worker hands in candidates from its index of open changes by CI,
+so this never looks at every change.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import networkx as nx
+
+from rules import windows
+from rules.findings import make_finding
+from schemas.changes import ChangeRecord
+from schemas.findings import Finding, Reason
+from schemas.ids import CIId
+
+OPEN_STATES = frozenset({"requested", "approved", "implementing"})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Another change near this one in the graph, with its CIs resolved through aliases."""
+
+    change: ChangeRecord
+    cis: list[CIId]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    change_id: str
+    detail: str
+
+
+def is_open(change: ChangeRecord) -> bool:
+    return change.request.state in OPEN_STATES
+
+
+def conflicts(
+    graph: nx.DiGraph, change: ChangeRecord, cis: list[CIId], candidates: Iterable[Candidate]
+) -> list[Conflict]:
+    """The earlier requested open changes that ``change`` (with ``cis``) conflicts with."""
+    window = windows.planned_window(change.request)
+    if window is None or not is_open(change):
+        return []
+    found = []
+    for other in candidates:
+        if _earlier_overlapping(change, other.change, window):
+            relation = related(graph, cis, other.cis)
+            if relation:
+                found.append(Conflict(other.change.id, f"{other.change.id}: {relation}"))
+    return sorted(found, key=lambda conflict: conflict.change_id)
+
+
+def _earlier_overlapping(
+    change: ChangeRecord, other: ChangeRecord, window: windows.Window
+) -> bool:
+    theirs = windows.planned_window(other.request)
+    earlier = (other.requested_at, other.id) < (change.requested_at, change.id)
+    return earlier and is_open(other) and theirs is not None and windows.overlap(window, theirs)
+
+
+def related(graph: nx.DiGraph, mine: list[CIId], theirs: list[CIId]) -> str | None:
+    """How two changes' CIs touch: a shared CI, or a direct dependency either way."""
+    shared = sorted(set(mine) & set(theirs))
+    if shared:
+        return f"both change {shared[0]}"
+    for ci in mine:
+        for other in theirs:
+            if graph.has_edge(ci, other):
+                return f"{ci} depends on {other}"
+            if graph.has_edge(other, ci):
+                return f"{other} depends on {ci}"
+    return None
+
+
+def change_conflict(change: ChangeRecord, conflict: Conflict, now: datetime) -> Finding:
+    """``change`` overlaps ``conflict.change_id``, which was requested before it."""
+    reason = Reason(code="conflicting_change", detail=conflict.detail)
+    return make_finding(
+        "change_conflict", change.id, "warning", now, conflict.change_id, [reason],
+        conflicts_with=conflict.change_id, owner=change.request.owner,
+        planned_start=change.request.planned_start, planned_end=change.request.planned_end,
+    )  # fmt: skip

@@ -1,0 +1,61 @@
+"""The index of open changes by CI, so conflict candidates are found without scanning changes.
+
+A change is indexed under each of its CIs (resolved through aliases when indexed) while it is
+open and plans a window. Candidates for a change are the indexed changes on its CIs and on the
+CIs directly related to them, each CI looked up under its current id and its aliases.
+"""
+
+from collections.abc import Iterable
+
+from rules import windows
+from rules.conflicts import is_open
+from schemas.changes import ChangeRecord
+from schemas.ids import CIId
+from worker.cmdb import Cmdb
+
+
+class OpenChanges:
+    def __init__(self) -> None:
+        self._by_ci: dict[CIId, set[str]] = {}
+        self._cis_of: dict[str, list[CIId]] = {}
+
+    def __len__(self) -> int:
+        return len(self._cis_of)
+
+    def update(self, change: ChangeRecord, cis: list[CIId]) -> None:
+        """Index ``change`` under ``cis`` if it is open with a window, else drop it."""
+        self._drop(change.id)
+        if is_open(change) and windows.planned_window(change.request) is not None:
+            self._cis_of[change.id] = cis
+            for ci in cis:
+                self._by_ci.setdefault(ci, set()).add(change.id)
+
+    def _drop(self, change_id: str) -> None:
+        for ci in self._cis_of.pop(change_id, []):
+            holders = self._by_ci[ci]
+            holders.discard(change_id)
+            if not holders:
+                del self._by_ci[ci]
+
+    def near(self, cmdb: Cmdb, cis: Iterable[CIId]) -> set[str]:
+        """Ids of open changes on ``cis`` or on a CI one dependency edge away from them."""
+        found: set[str] = set()
+        for ci in _with_neighbours(cmdb, cis):
+            for known in _names(cmdb, ci):
+                found |= self._by_ci.get(known, set())
+        return found
+
+
+def _with_neighbours(cmdb: Cmdb, cis: Iterable[CIId]) -> set[CIId]:
+    graph = cmdb.graph
+    near = set(cis)
+    for ci in list(near):
+        if ci in graph:
+            near.update(graph.pred[ci])
+            near.update(graph.succ[ci])
+    return near
+
+
+def _names(cmdb: Cmdb, ci: CIId) -> set[CIId]:
+    record = cmdb.get(ci)
+    return {ci, *record.aliases} if record is not None else {ci}
