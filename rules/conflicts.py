@@ -56,9 +56,7 @@ def conflicts(
     return sorted(found, key=lambda conflict: conflict.change_id)
 
 
-def _earlier_overlapping(
-    change: ChangeRecord, other: ChangeRecord, window: windows.Window
-) -> bool:
+def _earlier_overlapping(change: ChangeRecord, other: ChangeRecord, window: windows.Window) -> bool:
     theirs = windows.planned_window(other.request)
     earlier = (other.requested_at, other.id) < (change.requested_at, change.id)
     return earlier and is_open(other) and theirs is not None and windows.overlap(window, theirs)
