@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 
 .PHONY: run test setup tools lint schemas examples bench kafka-up kafka-down clean
 
-run: setup  ## replay examples/events.jsonl (no broker) and print a summary
-	$(BIN)/cmdb-worker replay examples/events.jsonl --out out
+run: setup  ## replay examples/events.jsonl under examples/policy.yaml (no broker), print a summary
+	$(BIN)/cmdb-worker replay examples/events.jsonl --policy examples/policy.yaml --out out
 
 test: setup tools lint  ## the whole suite: lint, types, layers, unit, Kafka, Prometheus, k8s
 	$(BIN)/pytest

@@ -28,7 +28,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
-NAMES = ("throughput", "scale", "blast_radius", "recovery", "replay")
+NAMES = ("throughput", "scale", "blast_radius", "governance", "recovery", "replay")
 EMBEDDED = re.compile(r"<!-- results: (.*) -->")
 REPLAY_LINE = re.compile(r"in ([\d.]+) s = ([\d,]+) events/s; peak RSS ([\d,]+) MiB")
 
@@ -68,8 +68,18 @@ def scale(cis: int, repetitions: int, ticks: int, changes: int) -> dict[str, Any
 
 def blast_radius(cis: int, repetitions: int, changes: int) -> dict[str, Any]:
     """``bench/blast_radius.py`` (a colleague's: a service estate, whole change assessments)."""
-    runs = [_json_run("bench.blast_radius", "--cis", str(cis), "--changes", str(changes))
-            for _ in range(repetitions)]  # fmt: skip
+    return _numeric_runs(repetitions, "bench.blast_radius", "--cis", str(cis),
+                         "--changes", str(changes))  # fmt: skip
+
+
+def governance(repetitions: int, open_changes: int) -> dict[str, Any]:
+    """``bench/governance.py``: conflicts and deploy authorisation among many open changes."""
+    return _numeric_runs(repetitions, "bench.governance", "--open-changes", str(open_changes))
+
+
+def _numeric_runs(repetitions: int, module: str, *args: str) -> dict[str, Any]:
+    """Run a benchmark module ``repetitions`` times; min/median/max of each figure it prints."""
+    runs = [_json_run(module, *args) for _ in range(repetitions)]
     return {key: stats([float(run[key]) for run in runs]) for key, value in runs[0].items()
             if isinstance(value, int | float)}  # fmt: skip
 
@@ -205,6 +215,15 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
             f"- {key}: {_mmm(value, 3 if key.endswith('_ms') else 0)}" for key, value in b.items()
         ]
         lines += [""]  # fmt: skip
+    if "governance" in results:
+        g = results["governance"]
+        lines += ["## Change governance at scale (`bench/governance.py`)", "",
+                  f"{_f(g['open_changes']['median'])} open changes on a "
+                  f"{_f(g['cis']['median'])}-CI service estate; per event: finding a new "
+                  "change's conflicts, the whole change request, a deploy's authorisation.", ""]
+        lines += [f"- {key}: {_mmm(value, 3 if key.endswith('_ms') else 0)}"
+                  for key, value in g.items()]
+        lines += [""]  # fmt: skip
     if "recovery" in results:
         r = results["recovery"]
         size = r.get("topic_bytes")
@@ -289,6 +308,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="keep the figures of benchmarks not run from the existing --out",
     )
     parser.add_argument("--blast-changes", type=int, default=1000)
+    parser.add_argument("--open-changes", type=int, default=100_000, help="governance bench")
     args = parser.parse_args(argv)
     command = (
         "make bench"
@@ -311,6 +331,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if not (REPO / "bench" / "blast_radius.py").exists():
                     continue
                 results[name] = blast_radius(args.cis, args.repetitions, args.blast_changes)
+            elif name == "governance":
+                results[name] = governance(args.repetitions, args.open_changes)
             elif name == "recovery":
                 results[name] = recovery(
                     kafka, args.cis, args.recovery_repetitions or args.repetitions

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench import recovery, run_all, scale, throughput
+from bench import governance, recovery, run_all, scale, throughput
 
 
 def _positive(value: Any) -> bool:
@@ -39,6 +39,17 @@ def test_scale_at_a_tiny_size() -> None:
             "due_tick_cis",
         ],
     )
+
+
+def test_governance_at_a_tiny_size() -> None:
+    """Open changes are indexed, and every per-event figure comes out."""
+    result = governance.measure(2000, 500, 60, seed=1)
+    assert result["open_changes"] == 500
+    _all_positive(
+        result,
+        ["conflicts_p50_ms", "conflicts_p99_ms", "change_request_p50_ms",
+         "change_request_p99_ms", "deploy_p50_ms", "deploy_p99_ms", "rss_mib"],
+    )  # fmt: skip
 
 
 def test_replay_at_a_tiny_size() -> None:

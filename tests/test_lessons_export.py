@@ -4,10 +4,12 @@ import json
 import re
 from datetime import date
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 
+from rules.authorization import DeployCheck
 from schemas.lessons import REGISTER_FIELDS, Lesson
 from tests.events import T0, at, to_input
 from tests.governance_helpers import change_requested, change_updated, deploy, lesson_updated
@@ -112,18 +114,23 @@ def test_replay_writes_the_register_and_summarises_governance(events_file, tmp_p
 
 
 def test_example_week_tells_the_governance_story(tmp_path):
-    """The example events route one change fast_track and two to CAB and file all five lessons."""
+    """Under its policy, the example week shows every governance finding and reason, a
+    pre-approved standard change, and files all five lesson rules."""
     from examples.generate import lines
 
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines()) + "\n")
     out = tmp_path / "out"
-    assert main(["replay", str(events), "--out", str(out), "--quiet"]) == 0
+    policy = Path(__file__).resolve().parent.parent / "examples" / "policy.yaml"
+    assert main(["replay", str(events), "--policy", str(policy), "--out", str(out), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     dead = [json.loads(line)["reason"] for line in (out / "dead_letters.jsonl").open()]
-    assert summary["changes_assessed"] == {"cab": 2, "fast_track": 1}
-    assert summary["findings"]["change_missing_rollback"] == 1
-    assert summary["findings"]["deploy_rolled_back"] == 1
+    assert summary["changes_preapproved"] == 1
+    assert {"in_freeze_window", "conflicting_change", "stale_dependents", "team_failure_rate",
+            "no_rollback_plan", "recent_failures"} <= summary["change_reasons"].keys()  # fmt: skip
+    assert summary["unauthorized_reasons"].keys() == set(get_args(DeployCheck))
+    for kind in ("change_missing_rollback", "change_conflict", "deploy_rolled_back"):
+        assert summary["findings"][kind] >= 1, kind
     assert {lesson["rule"] for lesson in summary["lessons"]} == {
         "rollback_missing", "change_caused_incident", "cmdb_stale", "unauthorized_deploys",
         "repeat_incidents",

@@ -122,12 +122,12 @@ def _scope(state: State, change: ChangeRecord, now: datetime) -> risk.Scope:
     unknown = [ci_id for ci_id in ids if ci_id not in graph]
     return risk.Scope(
         known, unknown, dependents, records, _recent_failures(state, change, known, now),
-        conflicts.conflicts(graph, change, ids, _candidates(state, ids)),
+        conflicts.conflicts(graph, change, ids, candidates(state, ids)),
         state.team_histories.get(change.request.owner or ""),
     )  # fmt: skip
 
 
-def _candidates(state: State, ids: list[CIId]) -> list[conflicts.Candidate]:
+def candidates(state: State, ids: list[CIId]) -> list[conflicts.Candidate]:
     """Open changes on these CIs or next to them in the graph, from the index."""
     nearby = (state.changes[change_id] for change_id in state.open_changes.near(state.cmdb, ids))
     return [conflicts.Candidate(other, _ci_ids(state, other)) for other in nearby]

@@ -1,8 +1,9 @@
 """The index of open changes by CI, so conflict candidates are found without scanning changes.
 
 A change is indexed under each of its CIs (resolved through aliases when indexed) while it is
-open and plans a window. Candidates for a change are the indexed changes on its CIs and on the
-CIs directly related to them, each CI looked up under its current id and its aliases.
+open and plans a window. Candidates for a change are the indexed changes on its CIs (looked up
+under their current ids and their aliases, in case a change was indexed before a merge) and on
+the CIs one dependency edge away (by id: a hub's neighbours can number in the thousands).
 """
 
 from collections.abc import Iterable
@@ -39,17 +40,17 @@ class OpenChanges:
 
     def near(self, cmdb: Cmdb, cis: Iterable[CIId]) -> set[str]:
         """Ids of open changes on ``cis`` or on a CI one dependency edge away from them."""
+        own = {name for ci in cis for name in _names(cmdb, ci)}
         found: set[str] = set()
-        for ci in _with_neighbours(cmdb, cis):
-            for known in _names(cmdb, ci):
-                found |= self._by_ci.get(known, set())
+        for ci in own | _neighbours(cmdb, own):
+            found |= self._by_ci.get(ci, set())
         return found
 
 
-def _with_neighbours(cmdb: Cmdb, cis: Iterable[CIId]) -> set[CIId]:
+def _neighbours(cmdb: Cmdb, cis: set[CIId]) -> set[CIId]:
     graph = cmdb.graph
-    near = set(cis)
-    for ci in list(near):
+    near: set[CIId] = set()
+    for ci in cis:
         if ci in graph:
             near.update(graph.pred[ci])
             near.update(graph.succ[ci])

@@ -3,11 +3,13 @@
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rules.policy import Policy
+from schemas.findings import Reason
 from worker.engine import Engine
 from worker.export import (
     finding_line,
@@ -102,18 +104,32 @@ def summarise(engine: Engine, result: ReplayResult, as_of: datetime) -> dict[str
 
 
 def governance_summary(engine: Engine, result: ReplayResult) -> dict[str, Any]:
-    """Changes by route, unauthorized deploys, correlated incidents, and the register."""
+    """Changes by route and reason, unauthorized deploys by reason, incidents, the register."""
     state, kinds = engine.state, Counter(finding.kind for finding in result.findings)
-    routes = Counter(c.assessment.route for c in state.changes.values() if c.assessment)
+    assessments = [c.assessment for c in state.changes.values() if c.assessment]
+    unauthorized = [f for f in result.findings if f.kind == "deploy_unauthorized"]
     return {
-        "changes_assessed": dict(sorted(routes.items())),
+        "changes_assessed": dict(sorted(Counter(a.route for a in assessments).items())),
+        "changes_preapproved": sum(a.preapproved for a in assessments),
+        "change_reasons": _reason_counts(a.reasons for a in assessments),
         "unauthorized_deploys": kinds["deploy_unauthorized"],
+        "unauthorized_reasons": _reason_counts(f.data.reasons for f in unauthorized),
         "incidents_correlated": kinds["incident_correlated"],
         "lessons": [
             lesson.model_dump(mode="json", include=set(LESSON_COLUMNS))
             for lesson in register_order(state.lessons.values())
         ],
     }
+
+
+def _reason_counts(reason_lists: Iterable[list[Reason]]) -> dict[str, int]:
+    """How often each reason code appears, most frequent first."""
+    counts = Counter(reason.code for reasons in reason_lists for reason in reasons)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{code} {count}" for code, count in counts.items()) or "none"
 
 
 def summary_table(summary: dict[str, Any], out: Path) -> str:
@@ -128,7 +144,10 @@ def summary_table(summary: dict[str, Any], out: Path) -> str:
         ("findings", summary["findings_total"]),
         *((f"  {kind}", count) for kind, count in summary["findings"].items()),
         ("changes assessed", ", ".join(f"{n} {route}" for route, n in routes.items()) or "0"),
+        ("  pre-approved", summary["changes_preapproved"]),
+        ("  reasons", _counted(summary["change_reasons"])),
         ("unauthorized deploys", summary["unauthorized_deploys"]),
+        ("  reasons", _counted(summary["unauthorized_reasons"])),
         ("incidents correlated", summary["incidents_correlated"]),
         ("lessons", len(summary["lessons"])),
     ]
@@ -147,7 +166,7 @@ def _lesson_row(lesson: dict[str, Any]) -> str:
 
 
 OUTPUT_FILES = ("findings.jsonl", "lessons.yaml", "dead_letters.jsonl", "cmdb.json", "summary.json")
-DETAILED = frozenset({"findings", "lessons"})
+DETAILED = frozenset({"findings", "lessons", "change_reasons", "unauthorized_reasons"})
 """Summary keys too long for the log line."""
 LESSON_COLUMNS = ("id", "status", "due", "owner", "rule", "subject", "occurrences")
 
