@@ -4,7 +4,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from schemas.findings import Finding, FindingData, Reason, Severity
+from schemas.findings import Finding, FindingData, FindingKind, Reason, Severity
 
 
 def finding_id(kind: str, subject: str, fact: str) -> str:
@@ -13,7 +13,7 @@ def finding_id(kind: str, subject: str, fact: str) -> str:
 
 
 def make_finding(
-    kind: str,
+    kind: FindingKind,
     subject: str,
     severity: Severity,
     now: datetime,

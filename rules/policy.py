@@ -44,8 +44,25 @@ class Staleness(Section):
         return self.by_type.get(ci_type, self.default)
 
 
+PRECEDENCE_ATTRIBUTES = ("owner", "criticality", "business_service", "version", "*")
+
+
 class Identification(Section):
     strong_identifiers: list[str] = ["serial_number", "k8s_uid", "fqdn", "cloud_resource_id"]
+    precedence: dict[str, list[NonBlank]] = Field(default_factory=dict)
+    """Attribute (or ``*`` for any other) -> sources, most trusted first."""
+
+    @field_validator("precedence")
+    @classmethod
+    def _known_attributes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(value) - set(PRECEDENCE_ATTRIBUTES))
+        if unknown:
+            raise ValueError(f"unknown attribute(s) {unknown}; use {list(PRECEDENCE_ATTRIBUTES)}")
+        return value
+
+    def ranking(self, attribute: str) -> list[str] | None:
+        """The sources of ``attribute`` most trusted first; None when the latest report wins."""
+        return self.precedence.get(attribute, self.precedence.get("*"))
 
 
 class Governance(Section):
@@ -58,6 +75,19 @@ class Governance(Section):
 class Hygiene(Section):
     relations_expected_for: list[str] = ["service", "database"]
     orphan_grace: Duration = timedelta(hours=1)
+    phantom_grace: Duration = timedelta(days=1)
+
+
+class Sources(Section):
+    """Discovery source health: a source that sends nothing for this long is silent."""
+
+    silence_after: Duration = timedelta(hours=6)
+    by_source: dict[str, Duration] = Field(default_factory=dict)
+    owners: dict[str, NonBlank] = Field(default_factory=dict)
+    """Who owns each source (its ``source_silent`` lessons); else the rule's fallback owner."""
+
+    def silence_for(self, source: str) -> timedelta:
+        return self.by_source.get(source, self.silence_after)
 
 
 class Graph(Section):
@@ -177,6 +207,11 @@ class LessonRules(Section):
         title="Repeated incidents on {subject}",
         description="{detail}", action="Open a problem record and find the root cause",
     )  # fmt: skip
+    source_silent: LessonText = LessonText(
+        impact="High", fallback_owner="CMDB Manager",
+        title="Discovery source {subject} went silent",
+        description="{detail}", action="Restore the collector; until then its CIs are unverified",
+    )  # fmt: skip
 
 
 class DueDays(Section):
@@ -206,6 +241,7 @@ class Policy(Section):
     identification: Identification = Identification()
     governance: Governance = Governance()
     hygiene: Hygiene = Hygiene()
+    sources: Sources = Sources()
     graph: Graph = Graph()
     idempotence: Idempotence = Idempotence()
     risk: Risk = Risk()

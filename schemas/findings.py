@@ -6,6 +6,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Severity = Literal["info", "warning", "critical"]
+FindingKind = Literal[
+    "ci_stale", "ci_stale_resolved", "ci_missing_from_scan", "ci_no_owner", "ci_orphan",
+    "ci_duplicate_merged", "relation_dangling", "change_assessed", "change_missing_rollback",
+    "deploy_unauthorized", "deploy_rolled_back", "incident_correlated",
+    "lesson_filed", "lesson_overdue",
+    "source_silent", "source_recovered", "ci_attribute_conflict", "ci_phantom",
+]  # fmt: skip
+"""Every kind of finding the worker emits (``cmdb.finding.<kind>``)."""
 FINDING_SOURCE = "/cmdb-worker"
 
 

@@ -5,10 +5,12 @@ from dataclasses import dataclass, field
 from rules.policy import Policy
 from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord
 from schemas.lessons import Lesson
+from schemas.records import CIRecord, SourceHealth
 from worker.cmdb import Cmdb
 from worker.deadlines import DeadlineIndex
 
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
+SOURCE = "source"
 SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
 
 
@@ -33,6 +35,8 @@ class State:
     """Kind ``service_outcomes``, keyed by CI id: finished changes that touched it."""
     team_outcomes: dict[str, ChangeOutcomes] = field(default_factory=dict)
     """Kind ``team_outcomes``, keyed by owner team."""
+    sources: dict[str, SourceHealth] = field(default_factory=dict)
+    """Kind ``source``, keyed by discovery source: every source that sent an observation or scan."""
     lesson_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
 
@@ -42,6 +46,11 @@ class State:
     def touch(self, kind: str, entity_id: str) -> None:
         """Mark an entity (a change, lesson, incident...) as changed, for the changelog."""
         self.dirty.add((kind, entity_id))
+
+    def unverified(self, record: CIRecord) -> bool:
+        """All of the CI's discovery sources are silent (deploys are sightings, not sources)."""
+        vouching = [self.sources[source] for source in record.seen_by if source in self.sources]
+        return bool(vouching) and all(health.silent for health in vouching)
 
     def put_lesson(self, lesson: Lesson) -> None:
         self.lessons[lesson.id] = lesson
