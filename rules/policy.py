@@ -1,4 +1,7 @@
-"""The policy: every threshold and weight the rules use, validated once at load."""
+"""The policy: every threshold and weight the rules use, validated once at load.
+
+A policy file overlays the packaged ``policy.yaml``: it states only what it changes.
+"""
 
 from datetime import timedelta
 from pathlib import Path
@@ -262,13 +265,26 @@ class PolicyError(ValueError):
 
 
 def load_policy(path: Path | None = None) -> Policy:
-    """Read and validate a policy file (the packaged default when ``path`` is None)."""
-    source = path or DEFAULT_POLICY_PATH
+    """The packaged policy, overlaid key by key with the file at ``path`` if one is named."""
+    packaged = _read(DEFAULT_POLICY_PATH)
+    if path is None:
+        return parse_policy(packaged, str(DEFAULT_POLICY_PATH))
+    return parse_policy(overlay(packaged, _read(path)), str(path))
+
+
+def _read(path: Path) -> Any:
     try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
-        raise PolicyError(f"policy {source}: cannot be read: {error}") from None
-    return parse_policy(document if document is not None else {}, str(source))
+        raise PolicyError(f"policy {path}: cannot be read: {error}") from None
+    return document if document is not None else {}
+
+
+def overlay(base: Any, override: Any) -> Any:
+    """Maps merge key by key, recursively; anything else given (a list, a scalar) replaces."""
+    if not (isinstance(base, dict) and isinstance(override, dict)):
+        return override
+    return {**base, **{key: overlay(base.get(key), value) for key, value in override.items()}}
 
 
 def parse_policy(document: Any, origin: str = "policy") -> Policy:
