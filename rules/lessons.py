@@ -16,7 +16,7 @@ from typing import Literal
 
 from rules.findings import finding_id, make_finding
 from rules.policy import LessonText, Policy
-from rules.staleness import stale_deadline
+from rules.staleness import stale_at
 from schemas.changes import ChangeRecord, DeployEntry, IncidentEntry, IncidentRecord, Suspect
 from schemas.findings import Finding, Reason
 from schemas.lessons import Impact, Lesson
@@ -25,6 +25,7 @@ from schemas.records import CIRecord
 LessonRule = Literal[
     "rollback_missing", "change_caused_incident", "cmdb_stale",
     "unauthorized_deploys", "repeat_incidents",
+    "source_silent",
 ]  # fmt: skip
 
 
@@ -61,9 +62,9 @@ def change_caused_incident(
 
 def stale_grace_ends(policy: Policy, record: CIRecord) -> datetime:
     """A stale CI is stale too long once stale for ``lesson_grace_factor`` times its max age."""
-    assert record.last_seen is not None
-    grace = policy.staleness.max_age(record.type) * policy.staleness.lesson_grace_factor
-    return stale_deadline(policy, record.type, record.last_seen) + grace
+    stale_from = stale_at(policy, record)
+    assert stale_from is not None
+    return stale_from + policy.staleness.max_age(record.type) * policy.staleness.lesson_grace_factor
 
 
 def cmdb_stale(policy: Policy, record: CIRecord) -> Filing:

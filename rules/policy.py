@@ -1,4 +1,7 @@
-"""The policy: every threshold and weight the rules use, validated once at load."""
+"""The policy: every threshold and weight the rules use, validated once at load.
+
+A policy file overlays the packaged ``policy.yaml``: it states only what it changes.
+"""
 
 from datetime import timedelta
 from pathlib import Path
@@ -46,8 +49,25 @@ class Staleness(Section):
         return self.by_type.get(ci_type, self.default)
 
 
+PRECEDENCE_ATTRIBUTES = ("owner", "criticality", "business_service", "version", "*")
+
+
 class Identification(Section):
     strong_identifiers: list[str] = ["serial_number", "k8s_uid", "fqdn", "cloud_resource_id"]
+    precedence: dict[str, list[NonBlank]] = Field(default_factory=dict)
+    """Attribute (or ``*`` for any other) -> sources, most trusted first."""
+
+    @field_validator("precedence")
+    @classmethod
+    def _known_attributes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(value) - set(PRECEDENCE_ATTRIBUTES))
+        if unknown:
+            raise ValueError(f"unknown attribute(s) {unknown}; use {list(PRECEDENCE_ATTRIBUTES)}")
+        return value
+
+    def ranking(self, attribute: str) -> list[str] | None:
+        """The sources of ``attribute`` most trusted first; None when the latest report wins."""
+        return self.precedence.get(attribute, self.precedence.get("*"))
 
 
 class FreezeWindow(Section):
@@ -111,6 +131,19 @@ class Governance(Section):
 class Hygiene(Section):
     relations_expected_for: list[str] = ["service", "database"]
     orphan_grace: Duration = timedelta(hours=1)
+    phantom_grace: Duration = timedelta(days=1)
+
+
+class Sources(Section):
+    """Discovery source health: a source that sends nothing for this long is silent."""
+
+    silence_after: Duration = timedelta(hours=6)
+    by_source: dict[str, Duration] = Field(default_factory=dict)
+    owners: dict[str, NonBlank] = Field(default_factory=dict)
+    """Who owns each source (its ``source_silent`` lessons); else the rule's fallback owner."""
+
+    def silence_for(self, source: str) -> timedelta:
+        return self.by_source.get(source, self.silence_after)
 
 
 class Graph(Section):
@@ -237,6 +270,11 @@ class LessonRules(Section):
         title="Repeated incidents on {subject}",
         description="{detail}", action="Open a problem record and find the root cause",
     )  # fmt: skip
+    source_silent: LessonText = LessonText(
+        impact="High", fallback_owner="CMDB Manager",
+        title="Discovery source {subject} went silent",
+        description="{detail}", action="Restore the collector; until then its CIs are unverified",
+    )  # fmt: skip
 
 
 class DueDays(Section):
@@ -266,6 +304,7 @@ class Policy(Section):
     identification: Identification = Identification()
     governance: Governance = Governance()
     hygiene: Hygiene = Hygiene()
+    sources: Sources = Sources()
     graph: Graph = Graph()
     idempotence: Idempotence = Idempotence()
     risk: Risk = Risk()
@@ -286,13 +325,26 @@ class PolicyError(ValueError):
 
 
 def load_policy(path: Path | None = None) -> Policy:
-    """Read and validate a policy file (the packaged default when ``path`` is None)."""
-    source = path or DEFAULT_POLICY_PATH
+    """The packaged policy, overlaid key by key with the file at ``path`` if one is named."""
+    packaged = _read(DEFAULT_POLICY_PATH)
+    if path is None:
+        return parse_policy(packaged, str(DEFAULT_POLICY_PATH))
+    return parse_policy(overlay(packaged, _read(path)), str(path))
+
+
+def _read(path: Path) -> Any:
     try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
-        raise PolicyError(f"policy {source}: cannot be read: {error}") from None
-    return parse_policy(document if document is not None else {}, str(source))
+        raise PolicyError(f"policy {path}: cannot be read: {error}") from None
+    return document if document is not None else {}
+
+
+def overlay(base: Any, override: Any) -> Any:
+    """Maps merge key by key, recursively; anything else given (a list, a scalar) replaces."""
+    if not (isinstance(base, dict) and isinstance(override, dict)):
+        return override
+    return {**base, **{key: overlay(base.get(key), value) for key, value in override.items()}}
 
 
 def parse_policy(document: Any, origin: str = "policy") -> Policy:

@@ -1,4 +1,8 @@
-"""Staleness: a CI is stale at T when T minus its last-seen time exceeds its type's max age."""
+"""Staleness: a CI is stale at T when T minus its last-seen time exceeds its type's max age.
+
+After a silent discovery source recovers, its CIs' staleness counts from the recovery at the
+earliest (``CIRecord.staleness_counted_from``): they were unverified, not unseen, meanwhile.
+"""
 
 from datetime import datetime, timedelta
 
@@ -8,14 +12,16 @@ from schemas.findings import Finding, Reason, Severity
 from schemas.records import CIRecord
 
 
-def stale_deadline(policy: Policy, ci_type: str, last_seen: datetime) -> datetime:
-    """The last instant at which the CI is still fresh; it is stale at any later time."""
-    return last_seen + policy.staleness.max_age(ci_type)
+def stale_at(policy: Policy, record: CIRecord) -> datetime | None:
+    """The last instant at which the CI is still fresh (stale at any later time); None if
+    nothing ever saw it."""
+    since = record.staleness_counted_from
+    return since + policy.staleness.max_age(record.type) if since else None
 
 
 def is_stale(policy: Policy, record: CIRecord, now: datetime) -> bool:
-    last_seen = record.last_seen
-    return last_seen is not None and now > stale_deadline(policy, record.type, last_seen)
+    deadline = stale_at(policy, record)
+    return deadline is not None and now > deadline
 
 
 def ci_stale(policy: Policy, record: CIRecord, now: datetime) -> Finding:

@@ -11,6 +11,7 @@ FindingKind = Literal[
     "ci_duplicate_merged", "relation_dangling", "change_assessed", "change_missing_rollback",
     "change_conflict", "deploy_unauthorized", "deploy_rolled_back", "incident_correlated",
     "lesson_filed", "lesson_overdue",
+    "source_silent", "source_recovered", "ci_attribute_conflict", "ci_phantom",
 ]  # fmt: skip
 """Every kind of finding the worker emits (``cmdb.finding.<kind>``): the one list of them."""
 FINDING_SOURCE = "/cmdb-worker"

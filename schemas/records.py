@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from schemas.ids import CIId
 
 
@@ -25,6 +27,8 @@ class CIRecord:
     seen_by: dict[str, datetime] = field(default_factory=dict)
     first_seen: datetime | None = None
     """The earliest observation time any source reported (None for a placeholder)."""
+    recounted_from: datetime | None = None
+    """When a silent source that vouched for the CI recovered: staleness counts from then."""
     stale: bool = False
     flags: set[str] = field(default_factory=set)
     """Findings currently raised on this CI (``no_owner``, ``orphan``), so each is raised once."""
@@ -32,3 +36,19 @@ class CIRecord:
     @property
     def last_seen(self) -> datetime | None:
         return max(self.seen_by.values()) if self.seen_by else None
+
+    @property
+    def staleness_counted_from(self) -> datetime | None:
+        """The last sighting, or a later recovery of the source that vouched for the CI."""
+        last_seen = self.last_seen
+        if last_seen is None or self.recounted_from is None:
+            return last_seen
+        return max(last_seen, self.recounted_from)
+
+
+class SourceHealth(BaseModel):
+    """A discovery source: when it last reported, and whether it is silent now."""
+
+    source: str
+    last_report: datetime
+    silent: bool = False

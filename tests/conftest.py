@@ -11,7 +11,7 @@ from schemas.findings import Finding
 from tests.events import to_input
 from worker.engine import Engine
 
-pytest_plugins = ["tests.kafka_broker", "tests.worker_process"]
+pytest_plugins = ["tests.kafka_broker", "tests.worker_process", "tests.restarts"]
 
 Feed = Callable[..., list[Finding]]
 

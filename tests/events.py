@@ -2,11 +2,14 @@
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas.decode import decode
 from schemas.events import InputEvent
 from schemas.findings import Finding
+
+if TYPE_CHECKING:
+    from worker.engine import Engine
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -104,6 +107,33 @@ def scan_completed(
         scope["environment"] = environment
     data = {"scope": scope, "started_at": iso(started)}
     return cloudevent("cmdb.scan.completed", data, id=id, source=source, time=time)
+
+
+def heartbeats(
+    until: datetime, *, since: datetime = T0, source: str = "/discovery/a"
+) -> list[dict[str, Any]]:
+    """Empty scans from ``source`` every 4 hours after ``since`` up to ``until``: a live source
+    (one that sends nothing for 6 hours is silent, and its CIs unverified instead of stale)."""
+    moments = []
+    moment = since + timedelta(hours=4)
+    while moment <= until:
+        moments.append(moment)
+        moment += timedelta(hours=4)
+    if not moments or moments[-1] != until:
+        moments.append(until)
+    return [
+        scan_completed(started=moment, time=moment, source=source, types=["heartbeat"],
+                       id=f"alive-{iso(moment)}")
+        for moment in moments
+    ]  # fmt: skip
+
+
+def keep_alive(
+    engine: "Engine", until: datetime, *, since: datetime = T0, source: str = "/discovery/a"
+) -> list[Finding]:
+    """Apply ``heartbeats`` to ``engine``, each as of its own time; returns the findings."""
+    events = [to_input(beat) for beat in heartbeats(until, since=since, source=source)]
+    return [finding for event in events for finding in engine.apply(event, event.time) or []]
 
 
 def to_input(message: dict[str, Any]) -> InputEvent:

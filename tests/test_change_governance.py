@@ -125,7 +125,8 @@ def test_a_cancelled_preapproved_change_authorises_nothing(feed):
 def test_stale_dependents_raise_risk_with_count_and_first_ids(feed):
     """A blast radius holding stale CIs gives stale_dependents naming how many and the nearest."""
     feed(*payments_estate())
-    feed(observed("payments-pg", ci_type="database", owner="team-dba", time=at(days=2)))
+    for hours in range(4, 52, 4):  # the source stays alive, reporting only the database
+        feed(observed("payments-pg", ci_type="database", owner="team-dba", time=at(hours)))
     found = feed(change_requested("CHG1", PG, time=at(days=2), **SAFE))
     (reason,) = [r for r in assessed(found).reasons if r.code == "stale_dependents"]
     assert reason.points == 10

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from rules.policy import parse_policy
-from tests.events import at, kinds, observed, retired, scan_completed, to_input
+from tests.events import at, heartbeats, kinds, observed, retired, scan_completed, to_input
 from worker.engine import Engine
 
 
@@ -152,7 +152,7 @@ def test_retirement_removes_the_ci_and_flags_what_pointed_at_it(feed, engine):
 def test_retired_ci_is_not_checked_for_staleness(feed, engine):
     """Once retired, a CI never produces ci_stale, however long the clock runs."""
     feed(observed("h1", ci_type="host", environment=None), retired("host", "h1", time=at(hours=1)))
-    assert engine.tick(at(days=30)) == []
+    assert feed(*heartbeats(at(days=30))) == []
 
 
 def test_an_older_observation_does_not_resurrect_a_retired_ci(feed, engine):
@@ -191,10 +191,10 @@ def test_scan_completion_flags_in_scope_cis_the_source_missed(feed):
 def test_ci_goes_stale_after_its_types_max_age_and_resolves_when_seen(feed, engine):
     """A service (max age 1d) is stale only past 24h and ci_stale_resolved when seen again."""
     feed(observed("api", owner="team", relations=[("depends_on", "database/pg@prod")]))
-    assert engine.tick(at(hours=24)) == []
+    assert feed(*heartbeats(at(hours=24))) == []
     stale = engine.tick(at(hours=24) + timedelta(seconds=1))
     assert kinds(stale) == ["ci_stale"]
-    assert engine.tick(at(days=3)) == []
+    assert feed(*heartbeats(at(days=3), since=at(hours=24))) == []
     resolved = feed(observed("api", owner="team", time=at(days=3), id="again"))
     assert kinds(resolved) == ["ci_stale_resolved"]
     assert not engine.state.cmdb.get("service/api@prod").stale
@@ -248,11 +248,13 @@ def test_finding_ids_are_deterministic(policy):
 
     def run() -> list[str]:
         engine = Engine(policy)
-        engine.apply(to_input(observed("api")), at())
-        return [f.id for f in engine.tick(at(days=2))]
+        findings = engine.apply(to_input(observed("api")), at()) or []
+        for beat in map(to_input, heartbeats(at(days=2))):
+            findings += engine.apply(beat, beat.time) or []
+        return [f.id for f in findings]
 
     assert run() == run()
-    assert len(set(run())) == 2  # ci_orphan and ci_stale
+    assert len(set(run())) == 3  # ci_no_owner, ci_orphan and ci_stale
 
 
 def test_orphan_grace_counts_from_first_sighting(feed, engine):

@@ -8,7 +8,7 @@ import pytest
 from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory
 from schemas.decode import InvalidEvent
 from schemas.lessons import Lesson
-from tests.events import T0, at, kinds, observed, to_input
+from tests.events import T0, at, heartbeats, kinds, observed, to_input
 from tests.governance_helpers import (
     PIPELINE,
     SAFE,
@@ -43,7 +43,7 @@ def test_deploy_refreshes_its_service_like_an_observation(feed, engine):
 def test_deploy_of_a_stale_service_resolves_its_staleness(feed, engine):
     """A stale service that gets deployed is seen again: ci_stale_resolved."""
     feed(observed("orders", owner="team-o", time=T0, relations=[("depends_on", "database/x")]))
-    assert "ci_stale" in kinds(engine.tick(at(days=2)))
+    assert "ci_stale" in kinds(feed(*heartbeats(at(days=2))))
     found = feed(deploy("orders", id="d1", time=at(days=2, hours=1), change_id=None))
     assert "ci_stale_resolved" in kinds(found)
 

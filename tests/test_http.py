@@ -25,7 +25,7 @@ from rules.policy import Policy
 from rules.risk import blast_radius
 from schemas.ids import CIId
 from tests.conftest import Feed
-from tests.events import at, observed
+from tests.events import at, heartbeats, observed
 from tests.governance_helpers import SAFE, change_requested, change_updated, deploy, payments_estate
 from worker.api import Api
 from worker.engine import Engine
@@ -173,7 +173,7 @@ def test_stale_lists_only_the_cis_marked_stale(
     feed(*payments_estate())
     assert get("/api/stale").json() == []
     clock.now = at(days=2)
-    engine.tick(clock.now)
+    feed(*heartbeats(clock.now))
     stale = get("/api/stale").json()
     assert [ci["id"] for ci in stale] == ["service/checkout-web@prod", PAYMENTS_API]
     assert all(ci["stale"] for ci in stale)

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from rules.policy import parse_policy
-from tests.events import at, observed, to_input
+from tests.events import at, heartbeats, observed, to_input
 from tests.governance_helpers import (
     SAFE,
     change_requested,
@@ -129,9 +129,11 @@ def test_a_clean_top_suspect_files_no_lesson(feed, engine):
 
 def test_third_incident_within_the_window_files_repeat_incidents(feed, engine):
     """The 3rd incident on a CI within 30 days files repeat_incidents; the 2nd does not."""
-    feed(observed("search-api", owner="team-search"))
-    first_two = feed(*(incident(f"INC-{n}", "search-api", id=f"i{n}", time=at(hours=5 * n))
-                       for n in (1, 2)))  # fmt: skip
+    feed(observed("search-api", owner="team-search"), *heartbeats(at(hours=4)))
+    first_two = feed(incident("INC-1", "search-api", id="i1", time=at(hours=5)),
+                     *heartbeats(at(hours=8), since=at(hours=4)),
+                     incident("INC-2", "search-api", id="i2", time=at(hours=10)))  # fmt: skip
+    feed(*heartbeats(at(hours=12), since=at(hours=8)))
     third = feed(incident("INC-3", "search-api", id="i3", time=at(hours=15)))
     assert of_kind(first_two, "lesson_filed") == []
     (filed,) = of_kind(third, "lesson_filed")

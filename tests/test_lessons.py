@@ -7,7 +7,7 @@ import pytest
 
 from rules.policy import PolicyError, parse_policy
 from schemas.decode import InvalidEvent
-from tests.events import T0, at, kinds, observed, to_input
+from tests.events import T0, at, keep_alive, kinds, observed, to_input
 from tests.governance_helpers import deploy, lesson_updated, of_kind
 from worker.engine import Engine
 from worker.replay import replay
@@ -173,9 +173,10 @@ def test_a_ci_stale_beyond_its_grace_files_cmdb_stale(engine, policy):
         to_input(observed("orders", owner="team-o", relations=[("depends_on", "x/y")])), T0
     )
     max_age = policy.staleness.max_age("service")
-    assert kinds(engine.tick(T0 + max_age + timedelta(minutes=1))) == ["ci_stale"]
-    assert engine.tick(T0 + 4 * max_age - timedelta(minutes=1)) == []
-    (filed,) = engine.tick(T0 + 4 * max_age + timedelta(minutes=1))
+    stale_at, grace_ends = T0 + max_age + timedelta(minutes=1), T0 + 4 * max_age
+    assert kinds(keep_alive(engine, stale_at)) == ["ci_stale"]
+    assert keep_alive(engine, grace_ends - timedelta(minutes=1), since=stale_at) == []
+    (filed,) = keep_alive(engine, grace_ends + timedelta(minutes=1), since=grace_ends)
     lesson = engine.state.lessons[filed.subject]
     assert (lesson.rule, lesson.subject, lesson.owner) == (
         "cmdb_stale",
@@ -189,10 +190,10 @@ def test_a_stale_ci_seen_again_within_the_grace_files_nothing(engine, policy):
     orders = observed("orders", owner="team-o", relations=[("depends_on", "x/y")])
     engine.apply(to_input(orders), T0)
     max_age = policy.staleness.max_age("service")
-    engine.tick(T0 + max_age + timedelta(minutes=1))
     seen = T0 + 2 * max_age
+    keep_alive(engine, seen)
     engine.apply(to_input(observed("orders", owner="team-o", time=seen, id="again")), seen)
-    engine.tick(T0 + 4 * max_age + timedelta(minutes=1))
+    keep_alive(engine, T0 + 4 * max_age + timedelta(minutes=1), since=seen)
     assert engine.state.lessons == {}
 
 

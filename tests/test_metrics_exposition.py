@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rules.policy import Policy, load_policy
 from tests.conftest import Feed
-from tests.events import T0, at
+from tests.events import T0, at, keep_alive
 from tests.governance_helpers import (
     change_requested,
     change_updated,
@@ -93,6 +93,7 @@ def test_lesson_gauges_count_open_and_overdue_lessons(
     assert sample(registry, "cmdb_worker_lessons_overdue") == 0
     refresh_state_gauges(engine, metrics, at(days=30))
     assert sample(registry, "cmdb_worker_lessons_overdue") == 1
+    keep_alive(engine, at(days=30))
     feed(lesson_updated("LL-0001", id="done-1", time=at(days=30), status="Done"))
     refresh_state_gauges(engine, metrics, at(days=30))
     assert sample(registry, "cmdb_worker_lessons_open", impact="High") == 0
@@ -121,7 +122,7 @@ def test_no_label_is_a_ci_id(
     """After findings and a tick over a stale estate, no exported label value is a CI id."""
     for finding in feed(*unauthorized_deploy(T0), change_requested("CHG1", "service/x@prod")):
         count_finding(metrics, finding)
-    engine.tick(at(days=30))
+    keep_alive(engine, at(days=30))
     refresh_state_gauges(engine, metrics, at(days=30))
     ci_ids = {record.id for record in engine.state.cmdb.records()}
     labels = {v for f in registry.collect() for s in f.samples for v in s.labels.values()}

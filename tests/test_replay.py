@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.events import at, cloudevent, iso, observed, retired
+from tests.events import at, cloudevent, heartbeats, iso, observed, retired
 from worker.cli import main
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "events.jsonl"
@@ -54,6 +54,7 @@ def test_every_output_file_is_written(tmp_path):
     """A replay writes findings, lessons, dead letters, the graph and the summary."""
     lines = [
         json.dumps(observed("api", relations=[("depends_on", "database/pg@prod")])),
+        *(json.dumps(beat) for beat in heartbeats(at(days=2))),
         json.dumps(observed("pg", ci_type="database", owner="dba", time=at(days=2))),
     ]
     code, out = run(tmp_path, str(write_lines(tmp_path / "e.jsonl", lines)))
@@ -107,10 +108,9 @@ def test_graph_export_is_node_link_with_the_contract_fields(tmp_path):
 
 def test_as_of_judges_staleness_at_that_time(tmp_path):
     """--as-of later than the last event makes a CI stale in findings and in cmdb.json."""
-    path = write_lines(
-        tmp_path / "e.jsonl", [json.dumps(observed("h", ci_type="host", environment=None))]
-    )
-    _, out = run(tmp_path, str(path), "--as-of", iso(at(days=4)))
+    events = [observed("h", ci_type="host", environment=None), *heartbeats(at(days=2.9))]
+    path = write_lines(tmp_path / "e.jsonl", [json.dumps(event) for event in events])
+    _, out = run(tmp_path, str(path), "--as-of", iso(at(days=3.1)))
     node = json.loads((out / "cmdb.json").read_text())["nodes"][0]
     assert node["stale"] is True
     assert [f["data"]["kind"] for f in read_jsonl(out / "findings.jsonl")] == ["ci_stale"]

@@ -112,3 +112,18 @@ def test_run_refuses_a_bad_policy_file(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("CMDB_WORKER_POLICY", str(policy))
     assert main(["run"]) == 2
     assert "governance.governed_environments" in capsys.readouterr().err
+
+
+def test_run_refuses_a_named_but_missing_settings_file(monkeypatch, tmp_path, capsys):
+    """`cmdb-worker run` with CMDB_WORKER_CONFIG naming no file exits 2, naming the variable."""
+    monkeypatch.setenv("CMDB_WORKER_CONFIG", str(tmp_path / "nowhere.yaml"))
+    assert main(["run"]) == 2
+    error = capsys.readouterr().err
+    assert "CMDB_WORKER_CONFIG" in error and "nowhere.yaml" in error
+
+
+def test_run_refuses_a_named_but_missing_policy_file(monkeypatch, tmp_path, capsys):
+    """`cmdb-worker run` with CMDB_WORKER_POLICY naming no file exits 2, naming the file."""
+    monkeypatch.setenv("CMDB_WORKER_POLICY", str(tmp_path / "gone.yaml"))
+    assert main(["run"]) == 2
+    assert "gone.yaml" in capsys.readouterr().err

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
 from schemas.ids import CIId
 from schemas.lessons import Lesson
-from schemas.records import CIRecord
-from worker import governance, lessons
+from schemas.records import CIRecord, SourceHealth
+from worker import governance, lessons, sources
 from worker.cmdb import Cmdb, EdgeData
 from worker.engine import Engine
 from worker.identities import IdentityBatch
@@ -27,6 +27,7 @@ from worker.state import (
     INCIDENT,
     LESSON,
     SERVICE_OUTCOMES,
+    SOURCE,
     TEAM_HISTORY,
     TEAM_OUTCOMES,
     State,
@@ -42,6 +43,7 @@ MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     SERVICE_OUTCOMES: ("service_outcomes", ChangeOutcomes),
     TEAM_OUTCOMES: ("team_outcomes", ChangeOutcomes),
     TEAM_HISTORY: ("team_histories", TeamHistory),
+    SOURCE: ("sources", SourceHealth),
 }
 """Entity kinds kept as pydantic models in a ``State`` dict: kind -> (attribute, model)."""
 
@@ -97,7 +99,7 @@ def _record_json(record: CIRecord) -> dict[str, Any]:
         "version": record.version, "identifiers": record.identifiers,
         "attributes": record.attributes, "aliases": sorted(record.aliases),
         "seen_by": {source: at.isoformat() for source, at in record.seen_by.items()},
-        "first_seen": record.first_seen.isoformat() if record.first_seen else None,
+        "first_seen": _iso(record.first_seen), "recounted_from": _iso(record.recounted_from),
         "stale": record.stale, "flags": sorted(record.flags),
     }  # fmt: skip
 
@@ -152,12 +154,26 @@ def _restore_models(state: State, latest: dict[str, bytes]) -> None:
         lessons.schedule_due(state, lesson)
     for change in state.changes.values():
         governance.index_change(state, change)
+    for health in state.sources.values():
+        sources.schedule_silence(state, health)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+TIMED_FIELDS = ("first_seen", "recounted_from")
 
 
 def _record_from_json(raw: dict[str, Any]) -> CIRecord:
     return CIRecord(
-        **{k: v for k, v in raw.items() if k not in ("aliases", "seen_by", "flags", "first_seen")},
-        first_seen=datetime.fromisoformat(raw["first_seen"]) if raw["first_seen"] else None,
+        **{k: v for k, v in raw.items() if k not in ("aliases", "seen_by", "flags", *TIMED_FIELDS)},
+        first_seen=_moment(raw["first_seen"]),
+        recounted_from=_moment(raw.get("recounted_from")),
         aliases={CIId(alias) for alias in raw["aliases"]},
         seen_by={source: datetime.fromisoformat(at) for source, at in raw["seen_by"].items()},
         flags=set(raw["flags"]),

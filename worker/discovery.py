@@ -11,6 +11,8 @@ from worker.state import State
 
 STALE = "stale"
 ORPHAN = "orphan"
+UNVERIFIED = "unverified"
+"""A flag: the CI passed its max age while every discovery source vouching for it was silent."""
 
 
 def on_observed(
@@ -34,6 +36,7 @@ def on_observed(
 def refreshed(state: State, record: CIRecord, source: str, now: datetime) -> list[Finding]:
     """Re-judge a CI that a source just reported: staleness, owner and orphan checks."""
     findings: list[Finding] = []
+    record.flags.discard(UNVERIFIED)
     if record.stale and not staleness.is_stale(state.policy, record, now):
         record.stale = False
         findings.append(staleness.ci_stale_resolved(record, now, source))
@@ -44,8 +47,8 @@ def refreshed(state: State, record: CIRecord, source: str, now: datetime) -> lis
 
 
 def _schedule_staleness(state: State, record: CIRecord) -> None:
-    if record.last_seen is not None:
-        deadline = staleness.stale_deadline(state.policy, record.type, record.last_seen)
+    deadline = staleness.stale_at(state.policy, record)
+    if deadline is not None:
         state.deadlines.schedule(record.id, STALE, deadline)
 
 
@@ -89,6 +92,12 @@ def _dangling(
     ]
 
 
+def _unverified(state: State, record: CIRecord) -> list[Finding]:
+    record.flags.add(UNVERIFIED)
+    state.touch("ci", record.id)
+    return []
+
+
 def on_retired(state: State, event: InputEvent, payload: CIRetired, now: datetime) -> list[Finding]:
     retirement = state.cmdb.retire(payload.ci, event.time)
     if retirement is None:
@@ -123,11 +132,14 @@ def _in_scope(record: CIRecord, types: list[str] | None, environment: str | None
 
 
 def on_deadline(state: State, ci_id: str, kind: str, now: datetime) -> list[Finding]:
-    """A CI's deadline passed: it may have gone stale, or stayed unconnected too long."""
+    """A CI's deadline passed: it may have gone stale (or, if only silent sources vouch for it,
+    unverified), or stayed unconnected too long."""
     record = state.cmdb.get_unmerged(CIId(ci_id))
     if record is None:
         return []
     if kind == STALE and not record.stale and staleness.is_stale(state.policy, record, now):
+        if state.unverified(record):
+            return _unverified(state, record)
         record.stale = True
         state.touch("ci", record.id)  # the flag must reach the changelog, or a restart re-raises
         return [staleness.ci_stale(state.policy, record, now)]

@@ -21,7 +21,7 @@ from schemas.events import (
 from schemas.findings import Finding
 from schemas.ids import EventIdentity
 from schemas.records import CIRecord
-from worker import discovery, governance, incidents, lessons
+from worker import discovery, governance, incidents, lessons, sources
 from worker.identities import AppliedEvents
 from worker.state import State
 
@@ -34,9 +34,9 @@ def _ignore(state: State, event: InputEvent, payload: Any, now: datetime) -> lis
 
 
 HANDLERS: dict[type, Handler] = {
-    CIObserved: discovery.on_observed,
+    CIObserved: sources.on_observed,
     CIRetired: discovery.on_retired,
-    ScanCompleted: discovery.on_scan_completed,
+    ScanCompleted: sources.on_scan_completed,
     ChangeRequested: governance.on_change_requested,
     ChangeUpdated: governance.on_change_updated,
     Deploy: governance.on_deploy,
@@ -50,6 +50,7 @@ DEADLINE_HANDLERS: dict[str, DeadlineHandler] = {
     discovery.ORPHAN: discovery.on_deadline,
     lessons.STALE_TOO_LONG: lessons.on_stale_too_long,
     lessons.LESSON_DUE: lessons.on_due,
+    sources.SOURCE_SILENT: sources.on_silence,
 }
 
 

@@ -16,6 +16,7 @@ from schemas.findings import Finding
 from schemas.lessons import Lesson
 from schemas.records import CIRecord
 from worker.cmdb import Cmdb
+from worker.discovery import UNVERIFIED
 
 
 def node_document(record: CIRecord, policy: Policy, as_of: datetime) -> dict[str, Any]:
@@ -31,7 +32,8 @@ def node_document(record: CIRecord, policy: Policy, as_of: datetime) -> dict[str
         "version": record.version,
         "first_seen": _iso(record.first_seen),
         "last_seen": _iso(record.last_seen),
-        "stale": is_stale(policy, record, as_of),
+        "stale": is_stale(policy, record, as_of) and UNVERIFIED not in record.flags,
+        "unverified": UNVERIFIED in record.flags,
         "aliases": sorted(record.aliases),
         "identifiers": record.identifiers,
         "attributes": record.attributes,

@@ -82,11 +82,12 @@ def on_stale(state: State, ci_id: str, kind: str, now: datetime) -> list[Finding
 def on_stale_too_long(state: State, ci_id: str, kind: str, now: datetime) -> list[Finding]:
     """File ``cmdb_stale`` if the CI is stale and its grace, from its current last seen, is over.
 
+    No lesson while only silent sources vouch for the CI (the source's own lesson covers it).
     The grace is re-checked because a deadline armed by an earlier staleness can fall due in
     the same tick as the CI going stale again after being seen.
     """
     record = state.cmdb.get_unmerged(CIId(ci_id))
-    if record is None or not record.stale:
+    if record is None or not record.stale or state.unverified(record):
         return []
     if now <= rules.stale_grace_ends(state.policy, record):
         return []

@@ -79,6 +79,18 @@ class Metrics:
             r, "oldest_stale_age_seconds", "Since the oldest stale CI was last seen; 0 if none."
         )
         self.findings: Final = _counter(r, "findings", "Findings emitted.", "kind")
+        self.cis_unverified: Final = _gauge(
+            r, "cis_unverified", "CIs past their max age while every discovery source vouching "
+            "for them is silent, by the source that saw them last.", "source",
+        )  # fmt: skip
+        self.source_last_report_timestamp_seconds: Final = _gauge(
+            r, "source_last_report_timestamp_seconds",
+            "Event time of a discovery source's latest observation or scan.", "source",
+        )  # fmt: skip
+        self.source_silent: Final = _gauge(
+            r, "source_silent", "1 while a discovery source is silent (sources.silence_after).",
+            "source",
+        )  # fmt: skip
         self.changes_assessed: Final = _counter(
             r, "changes_assessed", "Change requests assessed.", "level", "route"
         )
@@ -155,6 +167,12 @@ class Metrics:
     def set_oldest_stale_age(self, seconds: float) -> None:
         """Set the age of the oldest stale CI (0 when none is stale)."""
         self.oldest_stale_age_seconds.set(max(seconds, 0.0))
+
+    def set_source(self, source: str, last_report: float, silent: bool, unverified: int) -> None:
+        """Set a discovery source's last report time, silence and unverified CIs."""
+        self.source_last_report_timestamp_seconds.labels(source=source).set(last_report)
+        self.source_silent.labels(source=source).set(1 if silent else 0)
+        self.cis_unverified.labels(source=source).set(unverified)
 
     def finding(self, kind: str) -> None:
         """Count one emitted finding of a kind."""

@@ -127,10 +127,18 @@ def load_settings(**overrides: Any) -> Settings:
     )  # fmt: skip
     if unknown:
         raise SettingsError(f"bad setting: unknown variable(s) {', '.join(unknown)}")
+    _require_config_file()
     try:
         return Settings(**overrides)
     except ValidationError as error:
         raise SettingsError(_describe(error)) from None
+
+
+def _require_config_file() -> None:
+    """A settings file that is named must exist: silently running on defaults would hide it."""
+    config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+    if config_file and not Path(config_file).is_file():
+        raise SettingsError(f"bad setting: {CONFIG_FILE_VARIABLE}: no such file: {config_file}")
 
 
 def _describe(error: ValidationError) -> str:

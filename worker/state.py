@@ -5,11 +5,13 @@ from dataclasses import dataclass, field
 from rules.policy import Policy
 from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
 from schemas.lessons import Lesson
+from schemas.records import CIRecord, SourceHealth
 from worker.cmdb import Cmdb
 from worker.deadlines import DeadlineIndex
 from worker.open_changes import OpenChanges
 
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
+SOURCE = "source"
 SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
 TEAM_HISTORY = "team_history"
 
@@ -39,6 +41,8 @@ class State:
     """Kind ``team_history``, keyed by owner team: its recently finished changes."""
     open_changes: OpenChanges = field(default_factory=OpenChanges)
     """Open changes by CI; derived from ``changes`` (rebuilt after a restore)."""
+    sources: dict[str, SourceHealth] = field(default_factory=dict)
+    """Kind ``source``, keyed by discovery source: every source that sent an observation or scan."""
     lesson_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
 
@@ -48,6 +52,11 @@ class State:
     def touch(self, kind: str, entity_id: str) -> None:
         """Mark an entity (a change, lesson, incident...) as changed, for the changelog."""
         self.dirty.add((kind, entity_id))
+
+    def unverified(self, record: CIRecord) -> bool:
+        """All of the CI's discovery sources are silent (deploys are sightings, not sources)."""
+        vouching = [self.sources[source] for source in record.seen_by if source in self.sources]
+        return bool(vouching) and all(health.silent for health in vouching)
 
     def put_lesson(self, lesson: Lesson) -> None:
         self.lessons[lesson.id] = lesson

@@ -8,6 +8,8 @@ from datetime import datetime
 
 from rules.lessons import overdue_at
 from schemas.findings import Finding
+from schemas.records import CIRecord
+from worker.discovery import UNVERIFIED
 from worker.engine import Engine
 from worker.metrics import LESSON_IMPACTS, Metrics
 from worker.state import State
@@ -29,6 +31,7 @@ def count_finding(metrics: Metrics, finding: Finding) -> None:
 def refresh_state_gauges(engine: Engine, metrics: Metrics, now: datetime) -> None:
     metrics.declare_environments(engine.policy.governance.governed_environments)
     _refresh_cis(engine.state, metrics, now)
+    _refresh_sources(engine.state, metrics)
     _refresh_lessons(engine.state, metrics, now)
     _sync_change_outcomes(engine.state, metrics)
 
@@ -50,6 +53,27 @@ def _refresh_cis(state: State, metrics: Metrics, now: datetime) -> None:
     for (ci_type, environment, owner, criticality), count in stale.items():
         metrics.set_stale_cis(ci_type, environment, owner, criticality, count)
     metrics.set_oldest_stale_age((now - oldest).total_seconds())
+
+
+def _refresh_sources(state: State, metrics: Metrics) -> None:
+    """Each discovery source's last report and silence, and (only a silent source can have
+    any) the unverified CIs it was the last to see."""
+    for source, health in state.sources.items():
+        unverified = _unverified_seen_last_by(state, source) if health.silent else 0
+        metrics.set_source(source, health.last_report.timestamp(), health.silent, unverified)
+
+
+def _unverified_seen_last_by(state: State, source: str) -> int:
+    records = filter(None, map(state.cmdb.get_unmerged, state.cmdb.seen_by_source(source)))
+    return sum(
+        UNVERIFIED in record.flags and _last_discovery_source(state, record) == source
+        for record in records
+    )
+
+
+def _last_discovery_source(state: State, record: CIRecord) -> str:
+    vouching = [source for source in record.seen_by if source in state.sources]
+    return max(vouching, key=record.seen_by.__getitem__)
 
 
 def _refresh_lessons(state: State, metrics: Metrics, now: datetime) -> None:

@@ -1,0 +1,56 @@
+"""A run of the engine that can restart from its own changelog, so each trust test is proven
+live and after a rebuild alike (``run`` fixture: ``live`` and ``rebuilt``)."""
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from rules.policy import Policy, load_policy
+from schemas.findings import Finding
+from tests.events import T0, heartbeats, to_input
+from worker import changelog
+from worker.engine import Engine
+
+
+class Run:
+    """Feeds events as replay does (each as of its own time), writing the changelog as it goes."""
+
+    def __init__(self, rebuild: bool, policy: Policy | None = None) -> None:
+        self.rebuild = rebuild
+        self.policy = policy or load_policy()
+        self.engine = Engine(self.policy)
+        self.entries: list[changelog.Entry] = []
+
+    def feed(self, *messages: dict[str, Any]) -> list[Finding]:
+        findings: list[Finding] = []
+        for event in map(to_input, messages):
+            findings += self.engine.apply(event, event.time) or []
+        self.entries += changelog.changed_entries(self.engine)
+        return findings
+
+    def tick(self, now: datetime) -> list[Finding]:
+        findings = self.engine.tick(now)
+        self.entries += changelog.changed_entries(self.engine)
+        return findings
+
+    def keep_alive(self, until: datetime, *sources: str, since: datetime = T0) -> list[Finding]:
+        """Heartbeats of every source in ``sources`` up to ``until``, in time order."""
+        beats = [beat for one in sources for beat in heartbeats(until, since=since, source=one)]
+        return self.feed(*sorted(beats, key=lambda beat: str(beat["time"])))
+
+    def restart(self) -> None:
+        """In a ``rebuilt`` run, replace the engine by one rebuilt from the changelog."""
+        if self.rebuild:
+            self.engine = Engine(self.policy)
+            changelog.rebuild(self.engine, self.entries)
+
+
+@pytest.fixture(params=[False, True], ids=["live", "rebuilt"])
+def run(request: pytest.FixtureRequest) -> Iterator[Run]:
+    yield Run(request.param)
+
+
+def of_kind(findings: list[Finding], kind: str) -> list[Finding]:
+    return [finding for finding in findings if finding.kind == kind]

@@ -1,0 +1,123 @@
+"""Discovery source health (CONTRACT 9.5): a silent collector is one finding and one lesson, its
+CIs are unverified instead of stale, and after it recovers they are judged from the recovery.
+Every test runs live and after a changelog rebuild at its turning point."""
+
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry
+
+from rules.policy import parse_policy
+from schemas.lessons import Lesson
+from tests.events import T0, at, kinds, observed
+from tests.governance_helpers import PIPELINE, deploy
+from tests.restarts import Run, of_kind
+from worker.metrics import Metrics
+from worker.status import refresh_state_gauges
+
+US, EU = "/discovery/k8s-us", "/discovery/a"
+ONLY_US = [f"svc-{n}" for n in range(5)]
+
+
+def estate(time=T0, names=ONLY_US) -> list[dict]:
+    """Five services only US reports, and ``shared``, which EU reports too."""
+    pg = [("depends_on", "database/pg@prod")]
+    us = [observed(name, source=US, owner="team-us", time=time, relations=pg) for name in names]
+    shared = [
+        observed("shared", source=source, owner="team-eu", time=T0, relations=pg)
+        for source in (US, EU)
+    ]
+    return us + (shared if time == T0 else [])
+
+
+def lessons_of(run: Run) -> list[Lesson]:
+    return list(run.engine.state.lessons.values())
+
+
+def test_a_silent_source_is_one_finding_and_one_lesson_not_a_stale_storm(run: Run):
+    """US falling silent gives one source_silent and one source_silent lesson; the CIs only it
+    reports get no ci_stale and no cmdb_stale lesson, while ``shared`` (also reported by a live
+    source) goes stale and files its lesson as before."""
+    run.feed(*estate())
+    silent = run.keep_alive(at(hours=7), EU)
+    run.restart()
+    later = run.keep_alive(at(days=5), EU, since=at(hours=7))
+    (finding,) = of_kind(silent, "source_silent")
+    assert finding.subject == US
+    assert finding.details()["affected_cis"] == 5
+    assert finding.details()["last_report"] == T0
+    assert [f.subject for f in of_kind(later, "ci_stale")] == ["service/shared@prod"]
+    lessons = {(lesson.rule, lesson.subject, lesson.owner) for lesson in lessons_of(run)}
+    assert lessons == {("source_silent", US, "CMDB Manager"),
+                       ("cmdb_stale", "service/shared@prod", "team-eu")}  # fmt: skip
+    assert "source_silent" not in kinds(later)
+
+
+def test_unverified_cis_are_counted_by_source_and_in_the_graph(run: Run):
+    """cmdb_worker_cis_unverified{source} counts the CIs held back; the source's last report is
+    exported, and cmdb.json shows them unverified, not stale."""
+    run.feed(*estate())
+    run.keep_alive(at(days=1), EU)
+    run.restart()
+    run.keep_alive(at(days=2), EU, since=at(days=1))
+    registry = CollectorRegistry()
+    refresh_state_gauges(run.engine, Metrics(registry), at(days=2))
+    value = registry.get_sample_value
+    assert value("cmdb_worker_cis_unverified", {"source": US}) == 5
+    assert value("cmdb_worker_cis_unverified", {"source": EU}) == 0
+    assert value("cmdb_worker_source_silent", {"source": US}) == 1
+    last_report = value("cmdb_worker_source_last_report_timestamp_seconds", {"source": US})
+    assert last_report == T0.timestamp()
+    record = run.engine.state.cmdb.get("service/svc-0@prod")
+    assert not record.stale and "unverified" in record.flags
+
+
+def test_recovery_judges_the_sources_cis_again_from_the_recovery(run: Run):
+    """US reporting again gives source_recovered; the CI it no longer reports goes stale one
+    max age after the recovery, not at once for its old last sighting."""
+    run.feed(*estate())
+    run.keep_alive(at(days=2), EU)
+    recovered = run.feed(*estate(time=at(days=2), names=ONLY_US[:4]))
+    run.restart()
+    max_age = run.policy.staleness.max_age("service")
+    before = run.keep_alive(at(days=2) + max_age, EU, US, since=at(days=2))
+    after = run.keep_alive(at(days=2) + max_age + timedelta(hours=1), EU, US,
+                           since=at(days=2) + max_age)  # fmt: skip
+    assert [f.subject for f in of_kind(recovered, "source_recovered")] == [US]
+    assert of_kind(before, "ci_stale") == []
+    assert "service/svc-4@prod" in [f.subject for f in of_kind(after, "ci_stale")]
+    assert "unverified" not in run.engine.state.cmdb.get("service/svc-0@prod").flags
+
+
+def test_a_recovered_sources_ci_stale_lesson_counts_from_the_recovery(run: Run):
+    """The cmdb_stale lesson of a CI the recovered source dropped waits for its grace after the
+    recovery-based staleness, like any other."""
+    run.feed(*estate())
+    run.keep_alive(at(days=2), EU)
+    run.feed(*estate(time=at(days=2), names=ONLY_US[:4]))
+    run.restart()
+    run.keep_alive(at(days=5.9), EU, US, since=at(days=2))
+    assert ("cmdb_stale", "service/svc-4@prod") not in run.engine.state.lesson_keys
+    run.keep_alive(at(days=6.1), EU, US, since=at(days=5.9))
+    assert ("cmdb_stale", "service/svc-4@prod") in run.engine.state.lesson_keys
+
+
+def test_silence_period_and_owner_come_from_the_policy():
+    """sources.by_source gives a source its own silence period and sources.owners the owner of
+    its lesson."""
+    policy = parse_policy({"sources": {"by_source": {US: "2d"}, "owners": {US: "team-k8s"}}})
+    run = Run(False, policy)
+    run.feed(*estate())
+    assert of_kind(run.keep_alive(at(days=2), EU), "source_silent") == []
+    (silent,) = of_kind(run.keep_alive(at(days=2, hours=1), EU, since=at(days=2)), "source_silent")
+    (lesson,) = lessons_of(run)
+    assert (silent.subject, lesson.rule, lesson.owner) == (US, "source_silent", "team-k8s")
+
+
+def test_deploys_are_sightings_not_sources(run: Run):
+    """A service that only a pipeline reports is judged stale normally: the pipeline is never a
+    discovery source, so never silent."""
+    run.feed(deploy("orders", id="d1", time=T0, change_id=None))
+    run.restart()
+    later = run.keep_alive(at(days=2), EU)
+    assert PIPELINE not in run.engine.state.sources
+    assert [f.subject for f in of_kind(later, "ci_stale")] == ["service/orders@prod"]
