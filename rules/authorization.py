@@ -16,6 +16,7 @@ from rules import windows
 from rules.findings import make_finding
 from rules.policy import Policy
 from schemas.changes import ChangeVersion, DeployEntry
+from schemas.events import ChangeState
 from schemas.findings import Finding, Reason
 
 DeployCheck = Literal[
@@ -60,8 +61,12 @@ def _approved(policy: Policy, facts: DeployFacts) -> Reason | None:
 
 
 def authorises(change: ChangeVersion) -> bool:
-    preapproved = change.preapproved and change.state == "requested"
-    return change.state in AUTHORISING_STATES or preapproved
+    return authorising_state(change.state, change.preapproved)
+
+
+def authorising_state(state: ChangeState, preapproved: bool) -> bool:
+    """Approved or implementing; a pre-approved standard change also while requested."""
+    return state in AUTHORISING_STATES or (preapproved and state == "requested")
 
 
 def _in_scope(policy: Policy, facts: DeployFacts) -> Reason | None:

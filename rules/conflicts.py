@@ -4,7 +4,8 @@ Two open changes (``requested``, ``approved`` or ``implementing``) conflict when
 windows overlap and they share a CI, or a CI of one directly depends on a CI of the other (an
 edge either way). Only the later requested of the two is flagged; the earlier one was judged
 before the other existed. The worker hands in candidates from its index of open changes by CI,
-so this never looks at every change.
+so this never looks at every change. When an earlier change is moved onto a later one, the
+later one is reassessed, so it carries the conflict whichever of the two moved.
 """
 
 from collections.abc import Iterable
@@ -40,26 +41,42 @@ def is_open(change: ChangeRecord) -> bool:
     return change.request.state in OPEN_STATES
 
 
-def conflicts(
+@dataclass(frozen=True)
+class Conflicts:
+    earlier: list[Conflict]
+    """Changes requested before this one: this one carries the conflict."""
+    later: list[str]
+    """Ids of changes requested after this one: each of them carries the conflict."""
+
+
+def find(
     graph: nx.DiGraph, change: ChangeRecord, cis: list[CIId], candidates: Iterable[Candidate]
-) -> list[Conflict]:
-    """The earlier requested open changes that ``change`` (with ``cis``) conflicts with."""
+) -> Conflicts:
+    """The open changes that ``change`` (with ``cis``) conflicts with, earlier and later."""
     window = windows.planned_window(change.request)
     if window is None or not is_open(change):
-        return []
-    found = []
+        return Conflicts([], [])
+    earlier, later = [], []
     for other in candidates:
-        if _earlier_overlapping(change, other.change, window):
-            relation = related(graph, cis, other.cis)
-            if relation:
-                found.append(Conflict(other.change.id, f"{other.change.id}: {relation}"))
-    return sorted(found, key=lambda conflict: conflict.change_id)
+        relation = _overlapping(graph, change, cis, other, window)
+        if relation is None:
+            continue
+        if (other.change.requested_at, other.change.id) < (change.requested_at, change.id):
+            earlier.append(Conflict(other.change.id, f"{other.change.id}: {relation}"))
+        else:
+            later.append(other.change.id)
+    return Conflicts(sorted(earlier, key=lambda conflict: conflict.change_id), sorted(later))
 
 
-def _earlier_overlapping(change: ChangeRecord, other: ChangeRecord, window: windows.Window) -> bool:
-    theirs = windows.planned_window(other.request)
-    earlier = (other.requested_at, other.id) < (change.requested_at, change.id)
-    return earlier and is_open(other) and theirs is not None and windows.overlap(window, theirs)
+def _overlapping(
+    graph: nx.DiGraph, change: ChangeRecord, cis: list[CIId], other: Candidate,
+    window: windows.Window,
+) -> str | None:  # fmt: skip
+    """How ``other`` relates to ``change``, if it is another open change planned meanwhile."""
+    theirs = windows.planned_window(other.change.request)
+    if other.change.id == change.id or not is_open(other.change) or theirs is None:
+        return None
+    return related(graph, cis, other.cis) if windows.overlap(window, theirs) else None
 
 
 def related(graph: nx.DiGraph, mine: list[CIId], theirs: list[CIId]) -> str | None:

@@ -87,6 +87,19 @@ def test_moving_a_window_into_conflict_reports_it_once(feed, estate):
     assert of_kind(again, "change_conflict") == []
 
 
+def test_moving_the_earlier_change_onto_a_later_one_flags_the_later(feed, estate):
+    """When the earlier requested change moves, the later one is reassessed and carries it."""
+    feed(requested("CHG1", API, start=30, end=32))
+    feed(requested("CHG2", API, start=10, end=12, hour=1))
+    moved = feed(change_updated("CHG1", time=at(hours=2), **window(at(hours=11), at(hours=13))))
+    assessed = {f.subject: f for f in of_kind(moved, "change_assessed")}
+    assert set(assessed) == {"CHG1", "CHG2"}
+    assert conflict_codes([assessed["CHG2"]]) == ["CHG1: both change service/payments-api@prod"]
+    assert conflict_codes([assessed["CHG1"]]) == []
+    (conflict,) = of_kind(moved, "change_conflict")
+    assert (conflict.subject, conflict.data.model_extra["conflicts_with"]) == ("CHG2", "CHG1")
+
+
 def test_conflict_candidates_come_from_the_index(engine, feed, estate):
     """Only changes on the CIs or their direct neighbours are candidates, not every open change."""
     for number in range(200):

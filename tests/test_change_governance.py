@@ -89,6 +89,15 @@ def test_standard_changes_from_listed_templates_are_preapproved(feed, template, 
     assert unauthorized == ([] if preapproved else ["change_not_approved"])
 
 
+def test_a_deploy_under_a_preapproved_change_implements_it(feed, engine):
+    """The first deploy under a pre-approved standard change moves it to implementing."""
+    feed(*payments_estate())
+    feed(change_requested("CHG1", API, type="standard", template="scale-replicas", **SAFE))
+    feed(deploy("payments-api", id="d1", time=at(hours=1), change_id="CHG1"))
+    change = engine.state.changes["CHG1"]
+    assert (change.request.state, change.implemented_at) == ("implementing", at(hours=1))
+
+
 def test_a_preapproved_change_still_needs_scope_and_window(feed):
     """A pre-approved standard change does not cover another service, nor a deploy outside it."""
     feed(*payments_estate())

@@ -73,7 +73,7 @@ def _apply(
     state.changes[change.id] = change
     state.touch(CHANGE, change.id)
     _remember_change(state, change)
-    findings = _assess(state, change, now) if reassess else []
+    findings = _assess(state, change, event.time, now) if reassess else []
     change.record_version(event.time)
     index_change(state, change)
     return findings + _follow_state(state, event, change, now)
@@ -97,33 +97,53 @@ def _remember_change(state: State, change: ChangeRecord) -> None:
             history.keep_last(state.policy.correlation.history_per_ci)
 
 
-def _assess(state: State, change: ChangeRecord, now: datetime) -> list[Finding]:
+def _assess(
+    state: State, change: ChangeRecord, at: datetime, now: datetime, follow: bool = True
+) -> list[Finding]:
+    """Assess the change; with ``follow``, also reassess later changes it now conflicts with."""
     previous = change.assessment
-    scope = _scope(state, change, now)
+    ids = _ci_ids(state, change)
+    found = conflicts.find(state.cmdb.graph, change, ids, candidates(state, ids))
+    scope = _scope(state, change, ids, found.earlier, now)
     assessment = risk.assess(state.policy, change.request, scope, now, change.revision + 1)
     change.assessment = assessment
     findings = [risk.change_assessed(change, assessment)]
     if assessment.missing_rollback and not (previous and previous.missing_rollback):
         findings.append(risk.change_missing_rollback(change, assessment))
     known_conflicts = previous.conflicts if previous else []
-    return findings + [
+    findings += [
         conflicts.change_conflict(change, conflict, now)
         for conflict in scope.conflicts
         if conflict.change_id not in known_conflicts
     ]
+    return findings + (_reassess_later(state, change, found.later, at, now) if follow else [])
 
 
-def _scope(state: State, change: ChangeRecord, now: datetime) -> risk.Scope:
+def _reassess_later(
+    state: State, change: ChangeRecord, later: list[str], at: datetime, now: datetime
+) -> list[Finding]:
+    """Later changes that ``change`` now overlaps carry the conflict: reassess those that don't."""
+    findings: list[Finding] = []
+    for other in (state.changes[change_id] for change_id in later):
+        if other.assessment is None or change.id not in other.assessment.conflicts:
+            findings += _assess(state, other, at, now, follow=False)
+            other.record_version(at)
+            state.touch(CHANGE, other.id)
+    return findings
+
+
+def _scope(
+    state: State, change: ChangeRecord, ids: list[CIId], earlier: list[conflicts.Conflict],
+    now: datetime,
+) -> risk.Scope:  # fmt: skip
     graph = state.cmdb.graph
-    ids = _ci_ids(state, change)
     known = [ci_id for ci_id in ids if ci_id in graph]
     dependents = risk.blast_radius(graph, known, state.policy.graph.blast_radius_depth)
     records = {ci_id: graph.nodes[ci_id]["ci"] for ci_id in [*known, *dependents]}
     unknown = [ci_id for ci_id in ids if ci_id not in graph]
     return risk.Scope(
         known, unknown, dependents, records, _recent_failures(state, change, known, now),
-        conflicts.conflicts(graph, change, ids, candidates(state, ids)),
-        state.team_histories.get(change.request.owner or ""),
+        earlier, state.team_histories.get(change.request.owner or ""),
     )  # fmt: skip
 
 
@@ -281,10 +301,12 @@ def _remember_deploy(state: State, entry: DeployEntry) -> None:
 
 
 def _link(state: State, entry: DeployEntry, change: ChangeRecord, now: datetime) -> list[Finding]:
-    """A deploy carries out its change: approved becomes implementing; a rollback fails it."""
+    """A deploy carries out its change: approved (or pre-approved) becomes implementing; a
+    rollback fails it."""
     change.deploys.append(entry.event_id)
     change.deployed_services = list(dict.fromkeys([*change.deployed_services, entry.service]))
-    if change.request.state == "approved":
+    current = change.request.state
+    if current != "implementing" and authorization.authorising_state(current, change.preapproved):
         change.request = change.request.model_copy(update={"state": "implementing"})
         change.record_version(entry.at)
     state.touch(CHANGE, change.id)
