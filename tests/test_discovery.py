@@ -243,6 +243,17 @@ def test_orphan_not_raised_when_a_relation_arrives_in_time(feed, engine):
     assert "ci_orphan" not in kinds(engine.tick(at(hours=2)))
 
 
+def test_losing_the_last_relation_to_a_retirement_makes_an_orphan(feed, engine):
+    """A service whose only relation pointed at a retired host is an orphan, live as after a
+    restart (which re-arms every CI's checks)."""
+    feed(observed("reports", owner="t", relations=[("runs_on", "host/old")]))
+    found = feed(retired("host", "old", time=at(hours=0.5)))
+    assert kinds(found) == ["relation_dangling"]
+    assert [(f.kind, f.subject) for f in engine.tick(at(hours=2))] == [
+        ("ci_orphan", "service/reports@prod")
+    ]
+
+
 def test_finding_ids_are_deterministic(policy):
     """Two engines fed the same facts emit findings with the same ids."""
 

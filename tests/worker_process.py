@@ -436,7 +436,9 @@ class ReplayOutput:
     dead_letters: list[dict[str, Any]]
 
 
-def replay_lines(lines: Sequence[str], directory: Path) -> ReplayOutput:
+def replay_lines(
+    lines: Sequence[str], directory: Path, policy: Path | None = None
+) -> ReplayOutput:
     """``cmdb-worker replay`` of these lines, in order, into ``directory``."""
     from worker.cli import main  # the CLI configures logging: import it only when replaying
 
@@ -444,7 +446,8 @@ def replay_lines(lines: Sequence[str], directory: Path) -> ReplayOutput:
     events = directory / "events.jsonl"
     events.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     out = directory / "out"
-    assert main(["replay", str(events), "--out", str(out), "--quiet"]) == 0
+    options = ["--policy", str(policy)] if policy else []
+    assert main(["replay", str(events), "--out", str(out), "--quiet", *options]) == 0
     return ReplayOutput(
         findings=_jsonl(out / "findings.jsonl"),
         graph=json.loads((out / "cmdb.json").read_text()),

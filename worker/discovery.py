@@ -103,10 +103,20 @@ def on_retired(state: State, event: InputEvent, payload: CIRetired, now: datetim
     if retirement is None:
         return []
     retired_at = state.cmdb.retired[retirement.ci_id]
+    for origin in retirement.pointing:
+        _recheck_orphan(state, origin)
     return [
         hygiene.relation_dangling(origin, retirement.ci_id, kinds, now, retired_at)
         for origin, kinds in retirement.pointing.items()
     ]
+
+
+def _recheck_orphan(state: State, ci_id: CIId) -> None:
+    """A CI that lost its last relation to a retirement may now be an orphan, as a restart
+    (which re-arms every CI's checks) would find it."""
+    record = state.cmdb.get_unmerged(ci_id)
+    if record is not None:
+        _orphan_check(state, record)
 
 
 def on_scan_completed(
