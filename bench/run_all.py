@@ -29,6 +29,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
 NAMES = ("throughput", "scale", "blast_radius", "governance", "recovery", "replay")
+COUNTS = ("cis", "open_changes", "_seconds", "rss_mib")
+"""Figures of bench/governance.py shown without decimals."""
 EMBEDDED = re.compile(r"<!-- results: (.*) -->")
 REPLAY_LINE = re.compile(r"in ([\d.]+) s = ([\d,]+) events/s; peak RSS ([\d,]+) MiB")
 
@@ -221,7 +223,7 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
                   f"{_f(g['open_changes']['median'])} open changes on a "
                   f"{_f(g['cis']['median'])}-CI service estate; per event: finding a new "
                   "change's conflicts, the whole change request, a deploy's authorisation.", ""]
-        lines += [f"- {key}: {_mmm(value, 3 if key.endswith('_ms') else 0)}"
+        lines += [f"- {key}: {_mmm(value, 0 if key.endswith(COUNTS) else 3)}"
                   for key, value in g.items()]
         lines += [""]  # fmt: skip
     if "recovery" in results:
