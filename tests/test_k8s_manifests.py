@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,32 @@ def test_probes_use_healthz_and_readyz_on_http(container: Doc) -> None:
     assert port_names["http"] == 9108
 
 
+def test_startup_probe_budget_is_the_one_its_comment_states(container: Doc) -> None:
+    """The start-up budget the deployment's comment promises is periodSeconds x failureThreshold,
+    and /healthz (live through a rebuild) is what the start-up and liveness probes ask."""
+    text = (K8S / "deployment.yaml").read_text(encoding="utf-8")
+    stated = re.search(r"start-up budget of (\d+) x (\d+)s = (\d+)s", text)
+    assert stated is not None, "the start-up probe's comment states no budget"
+    startup = container["startupProbe"]
+    real = (startup["failureThreshold"], startup["periodSeconds"])
+    assert (int(stated[1]), int(stated[2])) == real
+    assert int(stated[3]) == real[0] * real[1]
+    assert startup["httpGet"]["path"] == container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_memory_limit_reaches_the_worker(container: Doc) -> None:
+    """CMDB_WORKER_MEMORY_LIMIT_BYTES comes from the container's own limits.memory."""
+    refs = {e["name"]: e.get("valueFrom", {}) for e in container["env"]}
+    field = refs["CMDB_WORKER_MEMORY_LIMIT_BYTES"]["resourceFieldRef"]
+    assert field == {"containerName": "cmdb-worker", "resource": "limits.memory"}
+
+
+def test_configmap_states_the_replication_factor(rendered: list[Doc]) -> None:
+    """The ConfigMap sets the replication of the topics the worker creates (3)."""
+    configmaps = [d for d in rendered if d["metadata"]["name"].startswith("cmdb-worker-config")]
+    assert configmaps[0]["data"]["CMDB_WORKER_REPLICATION_FACTOR"] == "3"
+
+
 def test_termination_grace_exceeds_shutdown_grace(pod_spec: Doc, container: Doc) -> None:
     """Kubernetes waits longer than the worker's own shutdown grace before it SIGKILLs."""
     shutdown_grace = int(env_value(container, SHUTDOWN_GRACE_ENV))
@@ -128,7 +155,9 @@ def test_settings_come_from_configmap_and_secret(rendered: list[Doc], container:
     configmaps = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "ConfigMap"}
     assert "CMDB_WORKER_BOOTSTRAP_SERVERS" in configmaps[config_name]["data"]
     secret_refs = {
-        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
     }
     for key in ("CMDB_WORKER_SASL_USERNAME", "CMDB_WORKER_SASL_PASSWORD"):
         assert secret_refs[key] == {"name": "cmdb-worker-kafka", "key": key}

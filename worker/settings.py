@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     """Create missing topics at start (lessons and state compacted)."""
     topic_partitions: int = Field(default=3, ge=1)
     """Partitions of topics the worker creates; inputs must be co-partitioned by CI id."""
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1)
+    """Replicas of topics the worker creates; unset: min(3, brokers in the cluster). Their
+    min.insync.replicas is one less (at least 1). An existing state topic must be compacted."""
 
     clock: Literal["wall", "event"] = "wall"
     """``wall``: judge by the wall clock; ``event``: by the latest event time, as replay does."""
@@ -75,6 +77,9 @@ class Settings(BaseSettings):
     """On SIGTERM: finish the batch in hand, commit and close within this time."""
     liveness_timeout_seconds: float = Field(default=120.0, gt=0)
     """/healthz fails when the processing loop has made no progress for this long."""
+    memory_limit_bytes: int | None = Field(default=None, ge=1)
+    """The container's memory limit (Kubernetes: the downward API's limits.memory), exported as
+    cmdb_worker_memory_limit_bytes so an alert can compare process_resident_memory_bytes."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
