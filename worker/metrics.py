@@ -112,6 +112,10 @@ class Metrics:
             r, "events_consumed", "Events consumed.", "topic", "type"
         )
         self.dead_letters: Final = _counter(r, "dead_letters", "Messages dead-lettered.", "reason")
+        self.event_times_inferred: Final = _counter(
+            r, "event_times_inferred", "CloudEvents without time, timed by their Kafka record.",
+            "topic",
+        )  # fmt: skip
         self.event_processing_seconds: Final = Histogram(
             f"{PREFIX}_event_processing_seconds", "Time to apply one event.",
             buckets=EVENT_PROCESSING_BUCKETS, registry=r,
@@ -206,6 +210,10 @@ class Metrics:
     def event_consumed(self, topic: str, event_type: str) -> None:
         """Count one event read from a topic, by its (bounded) type."""
         self.events_consumed.labels(topic=topic, type=event_type).inc()
+
+    def event_time_inferred(self, topic: str) -> None:
+        """Count one event that had no ``time`` and took its Kafka record's timestamp."""
+        self.event_times_inferred.labels(topic=topic).inc()
 
     def dead_letter(self, reason: str) -> None:
         """Count one message sent to the dead-letter topic."""

@@ -50,6 +50,9 @@ class ReplayResult:
     applied: int = 0
     duplicates: int = 0
     latest_event_time: datetime | None = None
+    previous_event_time: datetime | None = None
+    """The time of the last line that decoded: what a line without ``time`` is given."""
+    times_inferred: int = 0
 
 
 def message_from_line(line: str) -> Message:
@@ -103,7 +106,12 @@ def _replay_line(
     except InvalidEvent as invalid:
         outcome = Outcome(invalid=invalid)
     else:
-        outcome = process(engine, message.value, message.headers, clock)
+        outcome = process(
+            engine, message.value, message.headers, clock, result.previous_event_time
+        )
+    if outcome.event is not None:
+        result.previous_event_time = outcome.event.time
+        result.times_inferred += outcome.event.time_inferred
     if outcome.invalid is not None:
         result.dead_letters.append(DeadLetter(number, outcome.invalid.reason, line, str(path)))
     elif outcome.duplicate:

@@ -146,7 +146,8 @@ class Runner:
 
     def _handle(self, producer: KafkaProducer, record: ConsumerRecord) -> None:
         started = time.perf_counter()
-        outcome = process(self.engine, record.value, record.headers or [], self.clock)
+        record_time = _record_time(record)
+        outcome = process(self.engine, record.value, record.headers or [], self.clock, record_time)
         self._count(record.topic, outcome)
         if outcome.invalid is not None:
             self._dead_letter(producer, record, outcome)
@@ -160,6 +161,8 @@ class Runner:
     def _count(self, topic: str, outcome: Outcome) -> None:
         event_type = outcome.event.type if outcome.event else "invalid"
         self.metrics.event_consumed(topic, event_type)
+        if outcome.event is not None and outcome.event.time_inferred:
+            self.metrics.event_time_inferred(topic)
         if outcome.invalid is not None:
             self.metrics.dead_letter(outcome.invalid.code)
 
@@ -231,6 +234,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.runner.assigned |= set(assigned)
         log.info("partitions_assigned", partitions=[str(p) for p in assigned])
+
+
+def _record_time(record: ConsumerRecord) -> datetime | None:
+    """The Kafka record's timestamp: the event time of a CloudEvent that has no ``time``."""
+    if record.timestamp is None or record.timestamp < 0:
+        return None
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
 
 
 def _read_to_end(
