@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup tools lint schemas examples bench kafka-up kafka-down clean
+.PHONY: run test setup tools lint schemas examples monitoring bench kafka-up kafka-down clean
 
 run: setup  ## replay examples/events.jsonl under examples/policy.yaml (no broker), print a summary
 	$(BIN)/cmdb-worker replay examples/events.jsonl --policy examples/policy.yaml --out out
@@ -32,6 +32,9 @@ lint: setup
 
 schemas: setup  ## regenerate schemas/json from the pydantic models
 	$(BIN)/python -m worker.schema_export
+
+monitoring: setup  ## render alerts.yaml and the PrometheusRule from alerts.in.yaml + config.yaml
+	$(BIN)/python deploy/prometheus/render.py
 
 examples: setup  ## regenerate examples/events.jsonl
 	$(BIN)/python -m examples.generate

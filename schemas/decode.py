@@ -3,10 +3,17 @@
 Envelope detection follows the CloudEvents Kafka binding: a ``content-type`` header of
 ``application/cloudevents...`` means structured mode; otherwise ``ce_specversion`` means binary
 mode; otherwise the value is a structured CloudEvent or a bare CDEvent, told apart by its keys.
+Per CloudEvents 1.0: ``time`` is optional, ``data_base64`` carries data as bytes,
+``datacontenttype`` must name JSON (the only data the worker reads), extension attributes are
+kept on the event, and a ``specversion`` other than 1.0 is refused.
 """
 
+import base64
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -39,7 +46,9 @@ CLOUDEVENT_PAYLOADS: dict[str, type[Payload]] = {
     "cmdb.lesson.updated": LessonUpdated,
 }
 CDEVENTS_PREFIX = "dev.cdevents."
-BINARY_ATTRIBUTES = ("specversion", "id", "source", "type", "time")
+SPEC_VERSION = "1.0"
+JSON_MEDIA = re.compile(r"^\s*(application|text)/([\w.-]+\+)?json\s*(;|$)", re.IGNORECASE)
+"""``datacontenttype`` values whose data is JSON: application/json, text/json, */*+json."""
 
 
 class InvalidEvent(Exception):
@@ -77,25 +86,31 @@ class _DeployCustomData(BaseModel):
     criticality: int | None = None
 
 
-def decode(value: bytes | None, headers: Headers = ()) -> InputEvent:
-    """Decode one message; raises ``InvalidEvent`` for anything that can't be applied."""
+def decode(
+    value: bytes | None, headers: Headers = (), default_time: datetime | None = None
+) -> InputEvent:
+    """Decode one message; raises ``InvalidEvent`` for anything that can't be applied.
+
+    ``default_time`` stands in for a CloudEvent that has no ``time`` (the attribute is optional
+    in CloudEvents 1.0): ``run`` passes the Kafka record's timestamp, ``replay`` the previous
+    line's time. The event then says ``time_inferred``.
+    """
     text_headers = _text_headers(headers)
-    body = _json_object(value)
     try:
-        return _decode_body(body, text_headers)
+        return _decode_message(value, text_headers, default_time)
     except ValidationError as error:
         raise _invalid_from(error) from None
 
 
-def _decode_body(body: dict[str, Any], headers: dict[str, str]) -> InputEvent:
+def _decode_message(
+    value: bytes | None, headers: dict[str, str], default_time: datetime | None
+) -> InputEvent:
     if _is_binary_mode(headers):
-        attributes = {
-            name: headers[f"ce_{name}"] for name in BINARY_ATTRIBUTES if f"ce_{name}" in headers
-        }
-        return _from_cloudevent(CloudEvent.model_validate({**attributes, "data": body}))
+        return _from_cloudevent(_binary_attributes(value, headers), default_time)
+    body = _json_object(value)
     if "specversion" not in body and "context" in body:
         return _from_cdevent(CDEvent.model_validate(body))
-    return _from_cloudevent(CloudEvent.model_validate(body))
+    return _from_cloudevent(_structured_attributes(body), default_time)
 
 
 def _is_binary_mode(headers: dict[str, str]) -> bool:
@@ -104,14 +119,73 @@ def _is_binary_mode(headers: dict[str, str]) -> bool:
     return "ce_specversion" in headers
 
 
-def _from_cloudevent(event: CloudEvent) -> InputEvent:
-    if event.type.startswith(CDEVENTS_PREFIX):
-        return _from_cdevent(CDEvent.model_validate(event.data))
+def _binary_attributes(value: bytes | None, headers: dict[str, str]) -> dict[str, Any]:
+    """Kafka binding, binary mode: every ``ce_`` header is an attribute (extensions too), the
+    ``content-type`` header is ``datacontenttype`` and the value is the data."""
+    attributes: dict[str, Any] = {
+        name.removeprefix("ce_"): text for name, text in headers.items() if name.startswith("ce_")
+    }
+    if "content-type" in headers:
+        attributes["datacontenttype"] = headers["content-type"]
+    _require_json_content(attributes.get("datacontenttype"))
+    return {**attributes, "data": _json_object(value)}
+
+
+def _structured_attributes(body: dict[str, Any]) -> dict[str, Any]:
+    """Structured mode: ``data`` as JSON, or ``data_base64`` holding the data's bytes."""
+    _require_json_content(body.get("datacontenttype"))
+    if "data_base64" not in body:
+        return body
+    if "data" in body:
+        raise InvalidEvent("invalid_value", "an event carries 'data' or 'data_base64', not both")
+    attributes = {name: value for name, value in body.items() if name != "data_base64"}
+    return {**attributes, "data": _json_object(_base64(body["data_base64"]))}
+
+
+def _base64(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise InvalidEvent("wrong_type", "data_base64: must be a base64 string")
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError as error:  # binascii.Error is a ValueError
+        raise InvalidEvent("invalid_value", f"data_base64 is not base64 ({error})") from None
+
+
+def _require_json_content(content_type: Any) -> None:
+    if content_type is None or (isinstance(content_type, str) and JSON_MEDIA.match(content_type)):
+        return
+    raise InvalidEvent(
+        "unsupported_content_type",
+        f"datacontenttype {content_type!r} is not JSON; the worker reads JSON data only",
+    )
+
+
+def _require_spec_version(attributes: dict[str, Any]) -> None:
+    version = attributes.get("specversion")
+    if version is not None and version != SPEC_VERSION:
+        raise InvalidEvent(
+            "unsupported_specversion",
+            f"specversion {version!r}: the worker reads CloudEvents {SPEC_VERSION} only",
+        )
+
+
+def _from_cloudevent(attributes: dict[str, Any], default_time: datetime | None) -> InputEvent:
+    _require_spec_version(attributes)
+    event = CloudEvent.model_validate(attributes)
+    if event.type.startswith(CDEVENTS_PREFIX):  # the CDEvent's own context gives its time
+        cdevent = _from_cdevent(CDEvent.model_validate(event.data))
+        return replace(cdevent, extensions=event.extensions)
     model = CLOUDEVENT_PAYLOADS.get(event.type)
     if model is None:
         raise InvalidEvent("unknown_type", f"event type {event.type!r} is not one the worker reads")
     payload: Any = model.model_validate(event.data)
-    return InputEvent(event.source, event.id, event.type, event.time, payload)
+    time = event.time or default_time
+    if time is None:
+        raise InvalidEvent("missing_field", "time: absent, and no record time to fall back to")
+    return InputEvent(
+        event.source, event.id, event.type, time, payload, event.extensions,
+        time_inferred=event.time is None,
+    )  # fmt: skip
 
 
 def _from_cdevent(event: CDEvent) -> InputEvent:

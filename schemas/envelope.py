@@ -25,7 +25,11 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_text)]
 
 
 class CloudEvent(BaseModel):
-    """A CloudEvents 1.0 event; in binary mode its attributes come from ``ce_`` headers."""
+    """A CloudEvents 1.0 event; in binary mode its attributes come from ``ce_`` headers.
+
+    ``time`` is optional, as the spec says (the decoder falls back to a time it is given);
+    attributes beyond the spec's own are extension attributes, kept in ``extensions``.
+    """
 
     model_config = ConfigDict(extra="allow")
 
@@ -33,8 +37,15 @@ class CloudEvent(BaseModel):
     id: NonBlank
     source: NonBlank
     type: NonBlank
-    time: Timestamp
+    time: Timestamp | None = None
+    datacontenttype: str | None = None
+    dataschema: str | None = None
+    subject: str | None = None
     data: dict[str, Any]
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
 class CDEventContext(BaseModel):

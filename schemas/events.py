@@ -1,6 +1,6 @@
 """The input events of the contract, each as the payload model of one event kind."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -158,6 +158,10 @@ class InputEvent:
     type: str
     time: datetime
     payload: EventPayload
+    extensions: dict[str, Any] = field(default_factory=dict)
+    """CloudEvents extension attributes as sent (``traceparent``, ``tracestate``, ...)."""
+    time_inferred: bool = False
+    """The event carried no ``time``: ``time`` is the fallback the decoder was given."""
 
     @property
     def identity(self) -> EventIdentity:

@@ -15,6 +15,8 @@ FindingKind = Literal[
 ]  # fmt: skip
 """Every kind of finding the worker emits (``cmdb.finding.<kind>``): the one list of them."""
 FINDING_SOURCE = "/cmdb-worker"
+TRACE_CONTEXT = ("traceparent", "tracestate")
+"""The CloudEvents distributed-tracing extension attributes a finding inherits from its cause."""
 
 
 class Reason(BaseModel):
@@ -52,6 +54,9 @@ class Finding(BaseModel):
     subject: str
     datacontenttype: Literal["application/json"] = "application/json"
     data: FindingData
+    traceparent: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    """W3C trace context of the input event that caused the finding (CloudEvents extension)."""
+    tracestate: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @property
     def kind(self) -> str:
@@ -59,3 +64,8 @@ class Finding(BaseModel):
 
     def details(self) -> dict[str, Any]:
         return self.data.model_extra or {}
+
+    def traced(self, extensions: dict[str, Any]) -> "Finding":
+        """This finding carrying the cause's ``traceparent``/``tracestate``, when it had them."""
+        trace = {name: str(extensions[name]) for name in TRACE_CONTEXT if name in extensions}
+        return self.model_copy(update=trace) if trace else self

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,14 @@ from worker.metrics import Metrics
 ROOT = Path(__file__).resolve().parent.parent
 PROM_DIR = ROOT / "deploy" / "prometheus"
 ALERTS = PROM_DIR / "alerts.yaml"
+TEMPLATE = PROM_DIR / "alerts.in.yaml"
+RENDER = PROM_DIR / "render.py"
+CONFIG = yaml.safe_load((PROM_DIR / "config.yaml").read_text(encoding="utf-8"))
 ALERTS_TEST = PROM_DIR / "alerts_test.yaml"
 RUNBOOKS = PROM_DIR / "runbooks"
 DASHBOARD = ROOT / "deploy" / "grafana" / "cmdb-worker-dashboard.json"
 FETCH_SCRIPT = ROOT / "deploy" / "local" / "prometheus.sh"
-RUNBOOK_BASE = "https://github.com/example/cmdb-worker/blob/main/deploy/prometheus/runbooks/"
+RUNBOOK_BASE = CONFIG["runbook_base_url"].rstrip("/") + "/"
 METRIC_NAME = re.compile(r"\bcmdb_worker_[a-z0-9_]+")
 
 
@@ -73,8 +77,8 @@ def exported_metric_names() -> set[str]:
 
 @pytest.mark.prometheus
 def test_promtool_check_rules_accepts_alerts(promtool: Path) -> None:
-    """promtool check rules finds alerts.yaml valid."""
-    result = run_promtool(promtool, "check", "rules", ALERTS.name)
+    """promtool check rules --lint=all finds alerts.yaml valid, lint errors fatal."""
+    result = run_promtool(promtool, "check", "rules", "--lint=all", "--lint-fatal", ALERTS.name)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -116,6 +120,38 @@ def test_alert_is_fully_annotated(rule: dict[str, Any]) -> None:
     annotations = rule["annotations"]
     assert annotations["summary"].strip() and annotations["description"].strip()
     assert annotations["runbook_url"] == f"{RUNBOOK_BASE}{rule['alert']}.md"
+
+
+@pytest.mark.parametrize("rule", ALERT_RULES, ids=ALERT_IDS)
+def test_alert_summary_is_static(rule: dict[str, Any]) -> None:
+    """Summaries are static text (they group and dedupe well); templated detail goes in the
+    description, as monitoring-mixins do."""
+    assert "{{" not in rule["annotations"]["summary"]
+
+
+def test_no_job_is_hard_coded_in_the_template() -> None:
+    """Every series an alert expression reads goes through ${selector}; no job="..." literal."""
+    groups = yaml.safe_load(TEMPLATE.read_text(encoding="utf-8"))["groups"]
+    exprs = [str(rule["expr"]) for group in groups for rule in group["rules"]]
+    series = r"\b(?:up|process_[a-z_]+|cmdb_worker_[a-z0-9_]+)(\{[^}]*\})?"
+    selectors = [found for expr in exprs for found in re.findall(series, expr)]
+    assert len(selectors) >= len(exprs) and all(s.startswith("{${selector}") for s in selectors)
+    assert not any("job=" in expr for expr in exprs)
+
+
+def test_selector_and_runbook_base_are_set_in_one_place(tmp_path: Path) -> None:
+    """render.py with another selector and runbook base URL puts them in every expression and
+    every runbook_url of both outputs."""
+    args = ["--selector", 'job="prod-cmdb"', "--runbook-base-url", "https://runbooks.test/cmdb/"]
+    result = subprocess.run(
+        [sys.executable, str(RENDER), *args, "--out", str(tmp_path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("alerts.yaml", "prometheusrule.yaml"):
+        text = (tmp_path / name).read_text(encoding="utf-8")
+        assert 'job="cmdb-worker"' not in text and text.count('job="prod-cmdb"') >= len(ALERT_IDS)
+        for alert in ALERT_IDS:
+            assert f"runbook_url: https://runbooks.test/cmdb/{alert}.md" in text
 
 
 @pytest.mark.parametrize("rule", ALERT_RULES, ids=ALERT_IDS)
@@ -173,7 +209,22 @@ def test_alerts_and_dashboard_only_use_exported_metrics() -> None:
 def test_dashboard_uses_the_datasource_variable() -> None:
     """Every dashboard panel queries the ${DS_PROMETHEUS} datasource variable."""
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
-    variables = {v["name"] for v in dashboard["templating"]["list"]}
-    assert "DS_PROMETHEUS" in variables
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource"
     queried = [p for p in dashboard["panels"] if p.get("targets")]
     assert queried and all(p["datasource"]["uid"] == "${DS_PROMETHEUS}" for p in queried)
+
+
+def test_dashboard_filters_every_query_by_job_and_instance_variables() -> None:
+    """The dashboard has job and instance variables (from the datasource) and every series a
+    panel reads is filtered by both; no job is hard-coded."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    for name in ("job", "instance"):
+        assert variables[name]["type"] == "query"
+        assert variables[name]["datasource"]["uid"] == "${DS_PROMETHEUS}"
+    series = r"\b(?:up|cmdb_worker_[a-z0-9_]+)(\{[^}]*\})?"
+    selectors = [found for expr in dashboard_exprs() for found in re.findall(series, expr)]
+    assert selectors and all(
+        s.startswith('{job=~"$job", instance=~"$instance"') for s in selectors
+    ), selectors

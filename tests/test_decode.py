@@ -141,7 +141,7 @@ def _without(key: str) -> bytes:
             "wrong_type",
         ),
         (json.dumps(OBSERVED | {"type": "cmdb.ci.exploded"}).encode(), "unknown_type"),
-        (json.dumps(OBSERVED | {"specversion": "0.3"}).encode(), "invalid_value"),
+        (json.dumps(OBSERVED | {"specversion": "0.3"}).encode(), "unsupported_specversion"),
         (
             json.dumps(
                 OBSERVED | {"data": {"ci": {"type": "host", "name": "h", "criticality": 9}}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -15,22 +16,36 @@ ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
 DEFAULT_POLICY = ROOT / "rules" / "policy.yaml"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
+WITH_MONITORING = ROOT / "deploy" / "k8s-with-monitoring"
+OPERATOR_API = "monitoring.coreos.com/v1"
+RELEASE_LABEL = ("release", "kube-prometheus-stack")
 SHUTDOWN_GRACE_ENV = "CMDB_WORKER_SHUTDOWN_GRACE_SECONDS"
 
 Doc = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def rendered() -> list[Doc]:
-    """The documents `kubectl kustomize deploy/k8s` renders, offline."""
+def kustomize(directory: Path) -> list[Doc]:
+    """The documents `kubectl kustomize <directory>` renders, offline."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.fail("kubectl is not installed: it renders deploy/k8s (apt-get install kubectl)")
     result = subprocess.run(
-        [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=120
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[Doc]:
+    """The base, deploy/k8s: what any cluster can apply."""
+    return kustomize(K8S)
+
+
+@pytest.fixture(scope="module")
+def monitored() -> list[Doc]:
+    """deploy/k8s-with-monitoring: the base plus the Prometheus Operator component."""
+    return kustomize(WITH_MONITORING)
 
 
 def one(docs: list[Doc], kind: str) -> Doc:
@@ -108,6 +123,32 @@ def test_probes_use_healthz_and_readyz_on_http(container: Doc) -> None:
     assert port_names["http"] == 9108
 
 
+def test_startup_probe_budget_is_the_one_its_comment_states(container: Doc) -> None:
+    """The start-up budget the deployment's comment promises is periodSeconds x failureThreshold,
+    and /healthz (live through a rebuild) is what the start-up and liveness probes ask."""
+    text = (K8S / "deployment.yaml").read_text(encoding="utf-8")
+    stated = re.search(r"start-up budget of (\d+) x (\d+)s = (\d+)s", text)
+    assert stated is not None, "the start-up probe's comment states no budget"
+    startup = container["startupProbe"]
+    real = (startup["failureThreshold"], startup["periodSeconds"])
+    assert (int(stated[1]), int(stated[2])) == real
+    assert int(stated[3]) == real[0] * real[1]
+    assert startup["httpGet"]["path"] == container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_memory_limit_reaches_the_worker(container: Doc) -> None:
+    """CMDB_WORKER_MEMORY_LIMIT_BYTES comes from the container's own limits.memory."""
+    refs = {e["name"]: e.get("valueFrom", {}) for e in container["env"]}
+    field = refs["CMDB_WORKER_MEMORY_LIMIT_BYTES"]["resourceFieldRef"]
+    assert field == {"containerName": "cmdb-worker", "resource": "limits.memory"}
+
+
+def test_configmap_states_the_replication_factor(rendered: list[Doc]) -> None:
+    """The ConfigMap sets the replication of the topics the worker creates (3)."""
+    configmaps = [d for d in rendered if d["metadata"]["name"].startswith("cmdb-worker-config")]
+    assert configmaps[0]["data"]["CMDB_WORKER_REPLICATION_FACTOR"] == "3"
+
+
 def test_termination_grace_exceeds_shutdown_grace(pod_spec: Doc, container: Doc) -> None:
     """Kubernetes waits longer than the worker's own shutdown grace before it SIGKILLs."""
     shutdown_grace = int(env_value(container, SHUTDOWN_GRACE_ENV))
@@ -128,7 +169,9 @@ def test_settings_come_from_configmap_and_secret(rendered: list[Doc], container:
     configmaps = {d["metadata"]["name"]: d for d in rendered if d["kind"] == "ConfigMap"}
     assert "CMDB_WORKER_BOOTSTRAP_SERVERS" in configmaps[config_name]["data"]
     secret_refs = {
-        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
     }
     for key in ("CMDB_WORKER_SASL_USERNAME", "CMDB_WORKER_SASL_PASSWORD"):
         assert secret_refs[key] == {"name": "cmdb-worker-kafka", "key": key}
@@ -168,17 +211,35 @@ def test_one_replica_replaced_not_rolled(rendered: list[Doc]) -> None:
     assert spec["strategy"] == {"type": "Recreate"}
 
 
-def test_prometheusrule_groups_equal_alerts_yaml(rendered: list[Doc]) -> None:
+def test_the_base_needs_no_operator_crds(rendered: list[Doc]) -> None:
+    """deploy/k8s holds no Prometheus Operator object, so clusters without its CRDs apply it."""
+    assert [d["kind"] for d in rendered if d["apiVersion"] == OPERATOR_API] == []
+
+
+def test_the_component_adds_monitor_and_rules_for_kube_prometheus_stack(
+    rendered: list[Doc], monitored: list[Doc]
+) -> None:
+    """With the component: the base unchanged plus a ServiceMonitor and a PrometheusRule, in the
+    worker's namespace, labelled with the `release` kube-prometheus-stack selects on."""
+    added = [d for d in monitored if d["apiVersion"] == OPERATOR_API]
+    assert sorted(d["kind"] for d in added) == ["PrometheusRule", "ServiceMonitor"]
+    assert len(monitored) == len(rendered) + 2
+    for doc in added:
+        assert doc["metadata"]["namespace"] == "cmdb"
+        assert RELEASE_LABEL in doc["metadata"]["labels"].items()
+
+
+def test_prometheusrule_groups_equal_alerts_yaml(monitored: list[Doc]) -> None:
     """The PrometheusRule deploys exactly the rule groups promtool tests in alerts.yaml."""
     alerts = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
-    rule = one(rendered, "PrometheusRule")
-    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    rule = one(monitored, "PrometheusRule")
     assert rule["spec"]["groups"] == alerts["groups"]
 
 
-def test_committed_prometheusrule_is_regenerated() -> None:
-    """deploy/k8s/prometheusrule.yaml is byte-identical to what gen_prometheusrule.py writes."""
-    script = K8S / "gen_prometheusrule.py"
+def test_rendered_rules_are_current() -> None:
+    """alerts.yaml and the component's prometheusrule.yaml are what render.py makes of
+    alerts.in.yaml and config.yaml (run `make monitoring` after editing either)."""
+    script = ROOT / "deploy" / "prometheus" / "render.py"
     result = subprocess.run(
         [sys.executable, str(script), "--check"], capture_output=True, text=True
     )
@@ -192,13 +253,12 @@ def test_service_exposes_http_9108(rendered: list[Doc]) -> None:
     assert spec["selector"] == {"app.kubernetes.io/name": "cmdb-worker"}
 
 
-def test_servicemonitor_scrapes_metrics_every_30s(rendered: list[Doc]) -> None:
+def test_servicemonitor_scrapes_metrics_every_30s(monitored: list[Doc]) -> None:
     """The ServiceMonitor scrapes /metrics on port http every 30s from the worker's Service."""
-    monitor = one(rendered, "ServiceMonitor")
-    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    monitor = one(monitored, "ServiceMonitor")
     endpoint = monitor["spec"]["endpoints"][0]
     assert (endpoint["port"], endpoint["path"], endpoint["interval"]) == ("http", "/metrics", "30s")
-    service_labels = one(rendered, "Service")["metadata"]["labels"]
+    service_labels = one(monitored, "Service")["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
 
 

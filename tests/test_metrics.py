@@ -226,10 +226,22 @@ def test_same_registry_twice_is_rejected(registry: CollectorRegistry, metrics: M
         Metrics(registry)
 
 
-def test_only_cmdb_worker_metrics_are_exported(
+def test_worker_process_and_python_metrics_are_exported(
     registry: CollectorRegistry, metrics: Metrics
 ) -> None:
-    """The registry holds the worker's metrics only (no process or platform collectors)."""
+    """The registry holds the worker's own metrics plus the standard process_* and python_*
+    collectors, so memory and CPU can be alerted on; nothing else."""
     names = {m.name for m in registry.collect()}
-    assert names and all(name.startswith("cmdb_worker_") for name in names)
-    assert len(names) == 21
+    assert {n for n in names if n.startswith("cmdb_worker_")} and all(
+        n.startswith(("cmdb_worker_", "process_", "python_")) for n in names
+    )
+    assert sample(registry, "process_resident_memory_bytes") > 0
+    assert sample(registry, "process_cpu_seconds_total") >= 0
+    assert registry.get_sample_value("python_gc_collections_total", {"generation": "0"}) is not None
+    assert len([n for n in names if n.startswith("cmdb_worker_")]) == 23
+
+
+def test_memory_limit_is_exported_when_told(registry: CollectorRegistry, metrics: Metrics) -> None:
+    """set_memory_limit exports the container's limit for the memory-near-limit alert."""
+    metrics.set_memory_limit(2 * 1024**3)
+    assert sample(registry, "cmdb_worker_memory_limit_bytes") == 2 * 1024**3

@@ -10,10 +10,16 @@ from typing import TYPE_CHECKING
 from pydantic import TypeAdapter, ValidationError
 
 from rules.policy import PolicyError, load_policy
+from worker import __version__
 from worker.logs import configure_logging, get_logger
-from worker.replay_command import run_lessons_export, run_replay
+from worker.replay_command import (
+    EXIT_ALL_DEAD_LETTERED,
+    EXIT_USAGE,
+    run_lessons_export,
+    run_replay,
+)
 from worker.service import serve
-from worker.settings import SettingsError, load_settings
+from worker.settings import LOG_LEVELS, SettingsError, load_settings, settings_help
 
 DESCRIPTION = """\
 cmdb-worker keeps a CMDB dependency graph current from discovery, CI/CD and ITSM events, flags
@@ -24,36 +30,47 @@ stale CIs and risky changes, correlates incidents with recent changes and files 
   lessons  the Lessons Register: `lessons export` replays event files and writes it as YAML
 """
 
-RUN_HELP = """\
+RUN_HELP = f"""\
 Consume the input topics (cmdb.discovery, cicd.events, itsm.changes, cmdb.lesson-updates) until
 SIGTERM. State is rebuilt from the compacted cmdb.state changelog first. Findings go to
 cmdb.findings, lessons to cmdb.lessons, bad messages to cmdb.dlq; each poll batch commits
 atomically with its input offsets (a Kafka transaction).
+HTTP on HTTP_PORT: /metrics, /healthz, /readyz, /api/cis/{{id}}, /api/stale, ...
+
+Exit status: 0 stopped by SIGTERM; 1 Kafka failed (restart it); 2 refused at start (a bad
+setting or policy, or an unfit existing topic).
 
 Settings come from CMDB_WORKER_* environment variables, or a YAML file named by
-CMDB_WORKER_CONFIG: BOOTSTRAP_SERVERS (localhost:9092), GROUP_ID (cmdb-worker), POLICY,
-HTTP_PORT (9108), SECURITY_PROTOCOL, SASL_MECHANISM, SASL_USERNAME, SASL_PASSWORD, SSL_CAFILE,
-TOPIC_* names, CREATE_TOPICS, SHUTDOWN_GRACE_SECONDS, CLOCK (wall|event), LOG_LEVEL.
-HTTP on HTTP_PORT: /metrics, /healthz, /readyz, /api/cis/{id}, /api/stale, ...
+CMDB_WORKER_CONFIG (keys in lower case without the prefix):
+{settings_help()}
 """
 
-REPLAY_HELP = """\
-Replay one or more JSON-lines files through the worker, as if they had arrived on Kafka in that
-order. Each line is one message value (a CloudEvent or a CDEvent); a line may instead be
-{"key": ..., "headers": {...}, "value": ...} to carry binary-mode CloudEvents headers.
-A bad line never stops the replay: it is written to dead_letters.jsonl with its reason.
+EXIT_STATUS_HELP = f"""\
+Exit status: 0 done (bad lines, if any, were dead-lettered); {EXIT_USAGE} bad usage, a missing
+input file or an output that cannot be written; {EXIT_ALL_DEAD_LETTERED} there were lines and
+every one was dead-lettered (nothing could be applied).
+"""
+
+REPLAY_HELP = f"""\
+Replay one or more JSON-lines files (- reads standard input) through the worker, as if they
+had arrived on Kafka in that order. Each line is one message value (a CloudEvent or a
+CDEvent); a line may instead be {{"key": ..., "headers": {{...}}, "value": ...}} to carry
+binary-mode CloudEvents headers. A bad line never stops the replay: it is written to
+dead_letters.jsonl with its reason.
 
 Writes to --out: findings.jsonl, lessons.yaml, dead_letters.jsonl, cmdb.json (NetworkX
 node-link graph) and summary.json, and prints a summary table.
-"""
+
+{EXIT_STATUS_HELP}"""
 
 
-LESSONS_EXPORT_HELP = """\
+LESSONS_EXPORT_HELP = f"""\
 Replay JSON-lines event files (as `replay` does, writing nothing else) and write the Lessons
 Register as YAML: a `lessons_register:` list, each lesson's register fields first (id, title,
 description, impact, owner, action, due, status), then rule, subject, evidence, occurrences,
 created_at and updated_at. Overdue checks are made as of --as-of (default: the latest event time).
-"""
+
+{EXIT_STATUS_HELP}"""
 
 
 def _timestamp(text: str) -> datetime:
@@ -72,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--log-level", default="INFO", help="log level (default: INFO)")
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}",
+        help="print the version and exit",
+    )  # fmt: skip
+    _log_level(parser, default=None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _command(commands, "run", "consume from Kafka until SIGTERM", RUN_HELP)
     replay = _command(commands, "replay", "replay event files without a broker", REPLAY_HELP)
@@ -96,9 +117,18 @@ if TYPE_CHECKING:
 def _command(
     commands: "Commands", name: str, summary: str, description: str
 ) -> argparse.ArgumentParser:
-    return commands.add_parser(
+    command = commands.add_parser(
         name, help=summary, description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    _log_level(command, default=argparse.SUPPRESS)  # after the command too; unset keeps the first
+    return command
+
+
+def _log_level(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default=default, metavar="LEVEL",
+        help=f"{', '.join(LOG_LEVELS)} (default: INFO; for run, CMDB_WORKER_LOG_LEVEL)",
     )  # fmt: skip
 
 
@@ -127,9 +157,9 @@ def _lessons_commands(commands: "Commands") -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level)
     if args.command == "run":
-        return run_worker()
+        return run_worker(args.log_level)
+    configure_logging(args.log_level or "INFO")
     try:
         policy = load_policy(args.policy)
     except PolicyError as error:
@@ -139,9 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_replay(policy, args.events, args.as_of, args.out, quiet=args.quiet)
 
 
-def run_worker() -> int:
+def run_worker(log_level: str | None = None) -> int:
+    """``run``: the --log-level flag, when given, wins over CMDB_WORKER_LOG_LEVEL."""
+    configure_logging(log_level or "INFO")
     try:
-        settings = load_settings()
+        settings = load_settings(**({"log_level": log_level} if log_level else {}))
         policy = load_policy(settings.policy)
     except (SettingsError, PolicyError) as error:
         return _refuse(error)
@@ -152,7 +184,7 @@ def run_worker() -> int:
 def _refuse(error: Exception) -> int:
     get_logger("cmdb_worker.cli").error("refused_at_start", error=str(error))
     print(f"cmdb-worker: {error}", file=sys.stderr)
-    return 2
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ class Engine:
         key = identity_key(event.identity)
         if key in self.applied:
             return None
-        findings = HANDLERS[type(event.payload)](self.state, event, event.payload, now)
+        handled = HANDLERS[type(event.payload)](self.state, event, event.payload, now)
+        findings = [finding.traced(event.extensions) for finding in handled]
         self.applied.remember(key, now)
         return findings + self.tick(now)
 

@@ -5,12 +5,13 @@ import socket
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from worker.settings import Settings
 
 COMPACTED = {"cleanup.policy": "compact"}
+DEFAULT_REPLICAS = 3
 
 
 def security_config(settings: Settings) -> dict[str, Any]:
@@ -82,17 +83,50 @@ def transactional_producer(settings: Settings) -> KafkaProducer:
     )
 
 
-def ensure_topics(settings: Settings) -> list[str]:
-    """Create the worker's topics that are missing; returns the names it created."""
+class TopicError(RuntimeError):
+    """An existing topic the worker cannot safely use (the message says which and how to fix it)."""
+
+
+def prepare_topics(settings: Settings) -> list[str]:
+    """Refuse a state topic that is not compacted; create missing topics (if allowed).
+
+    Returns the names it created.
+    """
     admin = KafkaAdminClient(**security_config(settings))
     try:
         existing = set(admin.list_topics())
-        wanted = [_topic(settings, name) for name in _all_topics(settings) if name not in existing]
-        if wanted:
-            _create(admin, wanted)
-        return [topic.name for topic in wanted]
+        if settings.topic_state in existing:
+            _require_compacted(admin, settings.topic_state)
+        missing = [name for name in _all_topics(settings) if name not in existing]
+        if not (settings.create_topics and missing):
+            return []
+        replicas = replication_factor(settings, len(admin.describe_cluster()["brokers"]))
+        _create(admin, [_topic(settings, name, replicas) for name in missing])
+        return missing
     finally:
         admin.close()
+
+
+def replication_factor(settings: Settings, brokers: int) -> int:
+    """The setting when given, else ``min(3, brokers)``: as durable as the cluster allows."""
+    return settings.replication_factor or min(DEFAULT_REPLICAS, max(brokers, 1))
+
+
+def min_insync_replicas(replicas: int) -> int:
+    """One less than the replicas (at least 1): acks=all writes survive one broker down."""
+    return max(replicas - 1, 1)
+
+
+def _require_compacted(admin: KafkaAdminClient, topic: str) -> None:
+    resource = ConfigResource("TOPIC", topic, {"cleanup.policy": None})
+    configs = admin.describe_configs([resource], config_filter="all")["topic"][topic]
+    policy = configs["cleanup.policy"]["value"]
+    if policy != "compact":
+        raise TopicError(
+            f"the state topic {topic!r} has cleanup.policy={policy}, not compact: the changelog "
+            "would lose state to retention. Fix it with: kafka-configs.sh --alter --entity-type "
+            f"topics --entity-name {topic} --add-config cleanup.policy=compact"
+        )
 
 
 def _all_topics(settings: Settings) -> list[str]:
@@ -105,13 +139,15 @@ def _all_topics(settings: Settings) -> list[str]:
     return [*settings.input_topics, *outputs]
 
 
-def _topic(settings: Settings, name: str) -> NewTopic:
-    compacted = name in (settings.topic_lessons, settings.topic_state)
+def _topic(settings: Settings, name: str, replicas: int) -> NewTopic:
+    configs = {"min.insync.replicas": str(min_insync_replicas(replicas))}
+    if name in (settings.topic_lessons, settings.topic_state):
+        configs.update(COMPACTED)
     return NewTopic(
         name=name,
         num_partitions=settings.topic_partitions,
-        replication_factor=settings.replication_factor,
-        topic_configs=COMPACTED if compacted else {},
+        replication_factor=replicas,
+        topic_configs=configs,
     )
 
 

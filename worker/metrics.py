@@ -14,7 +14,15 @@ from importlib import metadata
 from itertools import product
 from typing import Final, get_args
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from schemas.findings import FindingKind
 
@@ -65,6 +73,13 @@ def _counter(registry: CollectorRegistry, name: str, doc: str, *labels: str) -> 
     return Counter(f"{PREFIX}_{name}", doc, labels, registry=registry)
 
 
+def _add_runtime_collectors(registry: CollectorRegistry) -> None:
+    """The standard process_* (memory, CPU, file descriptors) and python_* (GC, version) series."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+
+
 class Metrics:
     """All of the worker's metrics, registered on the registry passed in."""
 
@@ -106,6 +121,10 @@ class Metrics:
             r, "events_consumed", "Events consumed.", "topic", "type"
         )
         self.dead_letters: Final = _counter(r, "dead_letters", "Messages dead-lettered.", "reason")
+        self.event_times_inferred: Final = _counter(
+            r, "event_times_inferred", "CloudEvents without time, timed by their Kafka record.",
+            "topic",
+        )  # fmt: skip
         self.event_processing_seconds: Final = Histogram(
             f"{PREFIX}_event_processing_seconds", "Time to apply one event.",
             buckets=EVENT_PROCESSING_BUCKETS, registry=r,
@@ -125,7 +144,11 @@ class Metrics:
         self.ready: Final = _gauge(r, "ready", "1 when state is rebuilt and partitions assigned.")
         self.build_info: Final = _gauge(r, "build_info", "Build information.", "version")
         self.build_info.labels(version=version or package_version()).set(1)
+        self.memory_limit_bytes: Final = _gauge(
+            r, "memory_limit_bytes", "The container's memory limit, when told (downward API)."
+        )
         self._zero_known_series()
+        _add_runtime_collectors(r)
 
     def _zero_known_series(self) -> None:
         for kind in FINDING_KINDS:
@@ -203,6 +226,10 @@ class Metrics:
         """Count one event read from a topic, by its (bounded) type."""
         self.events_consumed.labels(topic=topic, type=event_type).inc()
 
+    def event_time_inferred(self, topic: str) -> None:
+        """Count one event that had no ``time`` and took its Kafka record's timestamp."""
+        self.event_times_inferred.labels(topic=topic).inc()
+
     def dead_letter(self, reason: str) -> None:
         """Count one message sent to the dead-letter topic."""
         self.dead_letters.labels(reason=reason).inc()
@@ -230,6 +257,10 @@ class Metrics:
     def set_state_rebuild_seconds(self, seconds: float) -> None:
         """Set how long rebuilding state from the changelog took."""
         self.state_rebuild_seconds.set(seconds)
+
+    def set_memory_limit(self, limit_bytes: int) -> None:
+        """Set the memory limit the process runs under (compared with process_* memory)."""
+        self.memory_limit_bytes.set(limit_bytes)
 
     def set_ready(self, ready: bool) -> None:
         """Set readiness: 1 when state is rebuilt and partitions are assigned."""

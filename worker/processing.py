@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from schemas.decode import InvalidEvent, decode
 from schemas.events import InputEvent
@@ -21,10 +22,15 @@ class Outcome:
 
 
 def process(
-    engine: Engine, value: bytes | None, headers: Iterable[tuple[str, bytes]], clock: Clock
+    engine: Engine,
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes]],
+    clock: Clock,
+    default_time: datetime | None = None,
 ) -> Outcome:
+    """Decode and apply one message; ``default_time`` stands in for a missing event time."""
     try:
-        event = decode(value, list(headers))
+        event = decode(value, list(headers), default_time)
         findings = engine.apply(event, clock.now(event.time))
     except InvalidEvent as invalid:
         return Outcome(invalid=invalid)

@@ -1,6 +1,7 @@
 """The embedded mode: replay JSON-lines files through the engine, no broker needed."""
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from worker.engine import Engine
 from worker.processing import Outcome, process
 
 WRAPPER_KEYS = frozenset({"key", "headers", "value"})
+STDIN = Path("-")
+"""The events path that means standard input."""
 Progress = Callable[[int, int, int], None]
 """Called with (bytes read, total bytes, lines read) every few seconds."""
 
@@ -47,6 +50,9 @@ class ReplayResult:
     applied: int = 0
     duplicates: int = 0
     latest_event_time: datetime | None = None
+    previous_event_time: datetime | None = None
+    """The time of the last line that decoded: what a line without ``time`` is given."""
+    times_inferred: int = 0
 
 
 def message_from_line(line: str) -> Message:
@@ -81,7 +87,7 @@ def replay(
     ``progress`` is called at most every ``every`` seconds.
     """
     result, clock = ReplayResult(), EventClock()
-    total = sum(path.stat().st_size for path in paths)
+    total = sum(path.stat().st_size for path in paths if path != STDIN)
     reporter = _ProgressTicker(total, progress, every)
     for path in paths:
         for number, line in _lines(path, reporter):
@@ -100,7 +106,12 @@ def _replay_line(
     except InvalidEvent as invalid:
         outcome = Outcome(invalid=invalid)
     else:
-        outcome = process(engine, message.value, message.headers, clock)
+        outcome = process(
+            engine, message.value, message.headers, clock, result.previous_event_time
+        )
+    if outcome.event is not None:
+        result.previous_event_time = outcome.event.time
+        result.times_inferred += outcome.event.time_inferred
     if outcome.invalid is not None:
         result.dead_letters.append(DeadLetter(number, outcome.invalid.reason, line, str(path)))
     elif outcome.duplicate:
@@ -111,7 +122,7 @@ def _replay_line(
 
 
 def _lines(path: Path, reporter: "_ProgressTicker") -> Iterator[tuple[int, str]]:
-    with path.open("rb") as handle:
+    with sys.stdin.buffer if path == STDIN else path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             reporter.bytes_read(len(raw))
             text = raw.decode("utf-8", "surrogateescape").rstrip("\r\n")

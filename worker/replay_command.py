@@ -21,23 +21,31 @@ from worker.export import (
     write_lines,
 )
 from worker.logs import get_logger
-from worker.replay import ReplayResult, replay
+from worker.replay import STDIN, ReplayResult, replay
 
 log = get_logger("cmdb_worker.replay")
+
+
+EXIT_ALL_DEAD_LETTERED = 3
+"""Exit status of a replay in which every line was dead-lettered (nothing could be applied)."""
+EXIT_USAGE = 2
+"""Exit status for unreadable input or an output that cannot be written."""
 
 
 def run_replay(
     policy: Policy, paths: list[Path], as_of: datetime | None, out: Path, quiet: bool = False
 ) -> int:
-    if not _all_exist(paths, "replay"):
-        return 2
+    if not (_all_exist(paths, "replay") and _made_dir(out)):  # fail fast, not after the replay
+        return EXIT_USAGE
     engine, result, moment = replay_files(policy, paths, as_of)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = write_outputs(engine, result, moment, out)
+    try:
+        summary = write_outputs(engine, result, moment, out)
+    except OSError as error:
+        return _cannot_write("replay", error)
     log.info("replay_finished", **{k: v for k, v in summary.items() if k not in DETAILED})
     if not quiet:
         print(summary_table(summary, out))
-    return 0
+    return replay_status(result)
 
 
 def run_lessons_export(
@@ -45,18 +53,42 @@ def run_lessons_export(
 ) -> int:
     """``cmdb-worker lessons export``: replay, then write only the register (stdout by default)."""
     if not _all_exist(paths, "lessons export"):
-        return 2
-    engine, _, _ = replay_files(policy, paths, as_of)
+        return EXIT_USAGE
+    engine, result, _ = replay_files(policy, paths, as_of)
     register = lessons_yaml(engine.state.lessons.values())
-    if output is None:
-        sys.stdout.write(register)
-    else:
-        output.write_text(register, encoding="utf-8")
-    return 0
+    try:
+        if output is None:
+            sys.stdout.write(register)
+        else:
+            output.write_text(register, encoding="utf-8")
+    except OSError as error:
+        return _cannot_write("lessons export", error)
+    return replay_status(result)
+
+
+def replay_status(result: ReplayResult) -> int:
+    """0, or ``EXIT_ALL_DEAD_LETTERED`` when there were lines and every one was dead-lettered."""
+    all_bad = result.lines > 0 and len(result.dead_letters) == result.lines
+    return EXIT_ALL_DEAD_LETTERED if all_bad else 0
+
+
+def _made_dir(out: Path) -> bool:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _cannot_write("replay", error)
+        return False
+    return True
+
+
+def _cannot_write(command: str, error: OSError) -> int:
+    where = f" {error.filename}" if error.filename else ""
+    print(f"cmdb-worker {command}: cannot write{where}: {error.strerror or error}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _all_exist(paths: list[Path], command: str) -> bool:
-    missing = [str(path) for path in paths if not path.is_file()]
+    missing = [str(path) for path in paths if path != STDIN and not path.is_file()]
     if missing:
         print(f"cmdb-worker {command}: no such file: {', '.join(missing)}", file=sys.stderr)
     return not missing
@@ -93,6 +125,7 @@ def summarise(engine: Engine, result: ReplayResult, as_of: datetime) -> dict[str
         "lines": result.lines,
         "events_applied": result.applied,
         "duplicates_ignored": result.duplicates,
+        "times_inferred": result.times_inferred,
         "dead_letters": len(result.dead_letters),
         "cis": cmdb.graph.number_of_nodes(),
         "relations": cmdb.graph.number_of_edges(),
@@ -138,6 +171,7 @@ def summary_table(summary: dict[str, Any], out: Path) -> str:
         ("lines read", summary["lines"]),
         ("events applied", summary["events_applied"]),
         ("duplicates ignored", summary["duplicates_ignored"]),
+        ("times from the line before", summary["times_inferred"]),
         ("dead letters", summary["dead_letters"]),
         ("CIs / relations", f"{summary['cis']} / {summary['relations']}"),
         ("stale CIs as of", f"{summary['stale_cis']} at {summary['as_of']}"),

@@ -9,7 +9,7 @@ the changelog before any input is read.
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -23,8 +23,8 @@ from worker import changelog
 from worker.clock import Clock, EventClock, WallClock
 from worker.engine import Engine
 from worker.kafka_clients import (
-    ensure_topics,
     input_consumer,
+    prepare_topics,
     state_consumer,
     transactional_producer,
 )
@@ -58,10 +58,10 @@ class Runner:
 
     def run(self) -> None:
         """Rebuild, then consume until ``stop()``; SIGTERM and SIGINT call ``stop()``."""
-        if self.settings.create_topics:
-            log.info("topics_created", topics=ensure_topics(self.settings))
+        log.info("topics_created", topics=prepare_topics(self.settings))
         producer = transactional_producer(self.settings)
         producer.init_transactions()  # first: a dead predecessor's last commit lands before rebuild
+        self._alive()
         self.rebuild()
         consumer = input_consumer(self.settings)
         consumer.subscribe(self.settings.input_topics, listener=_Rebalance(self))
@@ -86,7 +86,8 @@ class Runner:
         started = time.monotonic()
         consumer = state_consumer(self.settings)
         try:
-            live = changelog.rebuild(self.engine, _read_to_end(consumer, self.settings.topic_state))
+            entries = _read_to_end(consumer, self.settings.topic_state, self._alive)
+            live = changelog.rebuild(self.engine, entries)
         finally:
             consumer.close()
         seconds = time.monotonic() - started
@@ -145,7 +146,8 @@ class Runner:
 
     def _handle(self, producer: KafkaProducer, record: ConsumerRecord) -> None:
         started = time.perf_counter()
-        outcome = process(self.engine, record.value, record.headers or [], self.clock)
+        record_time = _record_time(record)
+        outcome = process(self.engine, record.value, record.headers or [], self.clock, record_time)
         self._count(record.topic, outcome)
         if outcome.invalid is not None:
             self._dead_letter(producer, record, outcome)
@@ -159,6 +161,8 @@ class Runner:
     def _count(self, topic: str, outcome: Outcome) -> None:
         event_type = outcome.event.type if outcome.event else "invalid"
         self.metrics.event_consumed(topic, event_type)
+        if outcome.event is not None and outcome.event.time_inferred:
+            self.metrics.event_time_inferred(topic)
         if outcome.invalid is not None:
             self.metrics.dead_letter(outcome.invalid.code)
 
@@ -199,9 +203,13 @@ class Runner:
                 self.metrics.set_consumer_lag(partition.topic, partition.partition, lag)
 
     def _progressed(self) -> None:
+        self._alive()
+        self.metrics.set_ready(self.ready)
+
+    def _alive(self) -> None:
+        """The loop (or the rebuild before it) is making progress: what /healthz asks."""
         self.last_progress = time.monotonic()
         self.metrics.progressed(datetime.now(UTC).timestamp())
-        self.metrics.set_ready(self.ready)
 
     def _close(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
         grace = self.settings.shutdown_grace_seconds
@@ -228,12 +236,24 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions_assigned", partitions=[str(p) for p in assigned])
 
 
-def _read_to_end(consumer: KafkaConsumer, topic: str) -> Iterator[changelog.Entry]:
+def _record_time(record: ConsumerRecord) -> datetime | None:
+    """The Kafka record's timestamp: the event time of a CloudEvent that has no ``time``."""
+    if record.timestamp is None or record.timestamp < 0:
+        return None
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
+
+
+def _read_to_end(
+    consumer: KafkaConsumer, topic: str, alive: Callable[[], None]
+) -> Iterator[changelog.Entry]:
+    """Every changelog record up to the end offsets at start; ``alive()`` after every poll."""
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     end = consumer.end_offsets(partitions)
     while any(consumer.position(p) < end[p] for p in partitions):
-        for records in consumer.poll(timeout_ms=1000).values():
+        batch = consumer.poll(timeout_ms=1000)
+        alive()
+        for records in batch.values():
             for record in records:
                 yield record.key.decode(), record.value

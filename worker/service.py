@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from rules.policy import Policy
 from worker.api import Api
 from worker.http import StatusServer, liveness
-from worker.kafka_clients import any_broker_listening
+from worker.kafka_clients import TopicError, any_broker_listening
 from worker.logs import get_logger
 from worker.metrics import Metrics
 from worker.runner import Runner
@@ -18,9 +18,13 @@ log = get_logger("cmdb_worker.service")
 
 
 def serve(settings: Settings, policy: Policy) -> int:
-    """Run until SIGTERM; 0 on a clean stop, 1 when Kafka fails (let the orchestrator restart)."""
+    """Run until SIGTERM; 0 on a clean stop, 1 when Kafka fails (let the orchestrator restart),
+    2 when an existing topic is unfit (restarting would not help)."""
     registry = CollectorRegistry()
-    runner = Runner(settings, policy, Metrics(registry))
+    metrics = Metrics(registry)
+    if settings.memory_limit_bytes:
+        metrics.set_memory_limit(settings.memory_limit_bytes)
+    runner = Runner(settings, policy, metrics)
     runner.install_signal_handlers()
     server = StatusServer(
         settings.http_host, settings.http_port, registry,
@@ -37,6 +41,10 @@ def serve(settings: Settings, policy: Policy) -> int:
     )
     try:
         runner.run()
+    except TopicError as error:
+        log.error("refused_at_start", error=str(error))
+        print(f"cmdb-worker: {error}", file=sys.stderr)
+        return 2
     except KafkaError as error:
         if runner.rebuilt:
             log.error("kafka_failed", error=repr(error))
