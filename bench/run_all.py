@@ -28,7 +28,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
-NAMES = ("throughput", "scale", "blast_radius", "governance", "recovery", "replay")
+NAMES = ("throughput", "scale", "blast_radius", "governance", "register", "recovery", "replay")
 COUNTS = ("cis", "open_changes", "_seconds", "rss_mib")
 """Figures of bench/governance.py shown without decimals."""
 EMBEDDED = re.compile(r"<!-- results: (.*) -->")
@@ -77,6 +77,11 @@ def blast_radius(cis: int, repetitions: int, changes: int) -> dict[str, Any]:
 def governance(repetitions: int, open_changes: int) -> dict[str, Any]:
     """``bench/governance.py``: conflicts and deploy authorisation among many open changes."""
     return _numeric_runs(repetitions, "bench.governance", "--open-changes", str(open_changes))
+
+
+def register(repetitions: int) -> dict[str, Any]:
+    """``bench/register.py``: writing a register of 10,000 lessons."""
+    return _numeric_runs(repetitions, "bench.register")
 
 
 def _numeric_runs(repetitions: int, module: str, *args: str) -> dict[str, Any]:
@@ -226,6 +231,15 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
         lines += [f"- {key}: {_mmm(value, 0 if key.endswith(COUNTS) else 3)}"
                   for key, value in g.items()]
         lines += [""]  # fmt: skip
+    if "register" in results:
+        w = results["register"]
+        lines += ["## Lessons Register (`bench/register.py`)", "",
+                  f"{_f(w['lessons']['median'])} lessons written as the register's YAML "
+                  "(`worker.export.lessons_yaml`: events straight to libyaml, byte for byte the "
+                  "pure-Python reference's output).", "",
+                  f"- write: {_mmm(w['write_seconds'], 2, 's')}",
+                  f"- the pure-Python reference writer: {_mmm(w['reference_seconds'], 2, 's')}",
+                  ""]  # fmt: skip
     if "recovery" in results:
         r = results["recovery"]
         size = r.get("topic_bytes")
@@ -282,6 +296,10 @@ def _targets(results: dict[str, Any]) -> list[str]:
         rows.append(f"| start to ready, {cis:,} CIs in the changelog (target at 1M: <= 60 s) | "
                     f"{ready:,.1f} s | "
                     f"{_verdict(ready <= 60)} |")  # fmt: skip
+    if "register" in results:
+        write = results["register"]["write_seconds"]["median"]
+        rows.append(f"| lessons register of 10,000 written <= 1 s | {write:.2f} s | "
+                    f"{_verdict(write <= 1)} |")  # fmt: skip
     if "replay" in results:
         rows.append(
             f"| replay (no target) | {results['replay']['eps']['median']:,.0f} events/s | - |"
@@ -333,6 +351,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if not (REPO / "bench" / "blast_radius.py").exists():
                     continue
                 results[name] = blast_radius(args.cis, args.repetitions, args.blast_changes)
+            elif name == "register":
+                results[name] = register(args.repetitions)
             elif name == "governance":
                 results[name] = governance(args.repetitions, args.open_changes)
             elif name == "recovery":

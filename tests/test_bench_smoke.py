@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench import governance, recovery, run_all, scale, throughput
+from bench import governance, recovery, register, run_all, scale, throughput
 
 
 def _positive(value: Any) -> bool:
@@ -50,6 +50,13 @@ def test_governance_at_a_tiny_size() -> None:
         ["conflicts_p50_ms", "conflicts_p99_ms", "change_request_p50_ms",
          "change_request_p99_ms", "deploy_p50_ms", "deploy_p99_ms", "rss_mib"],
     )  # fmt: skip
+
+
+def test_register_at_a_tiny_size() -> None:
+    """The register benchmark checks the fast writer against the reference and times both."""
+    result = register.measure(50, repetitions=2)
+    assert result["lessons"] == 50
+    _all_positive(result, ["write_seconds", "write_seconds_max", "reference_seconds"])
 
 
 def test_replay_at_a_tiny_size() -> None:

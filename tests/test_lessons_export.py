@@ -2,20 +2,26 @@
 
 import json
 import re
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import get_args
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rules.authorization import DeployCheck
+from rules.policy import load_policy
 from schemas.lessons import REGISTER_FIELDS, Lesson
 from tests.events import T0, at, to_input
 from tests.governance_helpers import change_requested, change_updated, deploy, lesson_updated
 from worker.cli import main
 from worker.engine import Engine
-from worker.export import lessons_yaml, register_order
+from worker.export import lessons_yaml, reference_lessons_yaml, register_order
+from worker.replay import replay
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 OWN_FIELDS = ("rule", "subject", "evidence", "occurrences", "created_at", "updated_at")
 
@@ -121,7 +127,7 @@ def test_example_week_tells_the_governance_story(tmp_path):
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines()) + "\n")
     out = tmp_path / "out"
-    policy = Path(__file__).resolve().parent.parent / "examples" / "policy.yaml"
+    policy = EXAMPLES / "policy.yaml"
     assert main(["replay", str(events), "--policy", str(policy), "--out", str(out), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     dead = [json.loads(line)["reason"] for line in (out / "dead_letters.jsonl").open()]
@@ -136,3 +142,31 @@ def test_example_week_tells_the_governance_story(tmp_path):
         "repeat_incidents",
     }  # fmt: skip
     assert {"unknown_change", "unknown_lesson"} <= {reason.split(":")[0] for reason in dead}
+
+
+TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+LESSONS = st.builds(
+    Lesson,
+    id=st.from_regex(r"LL-[0-9]{4}", fullmatch=True), title=TEXT, description=TEXT,
+    impact=st.sampled_from(["High", "Medium", "Low"]), owner=TEXT, action=TEXT,
+    due=st.dates(), status=st.sampled_from(["Open", "In Progress", "Done", "Won't Do"]),
+    rule=TEXT, subject=TEXT, evidence=st.lists(TEXT, max_size=3),
+    occurrences=st.integers(1, 10**6), created_at=st.datetimes(timezones=st.just(UTC)),
+    updated_at=st.datetimes(timezones=st.just(UTC)),
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(LESSONS, max_size=4))
+def test_fast_register_writer_matches_the_reference_byte_for_byte(lessons):
+    """Any texts (quotes, colons, dashes, line breaks, unicode): libyaml's shifted output is
+    exactly the reference dumper's."""
+    assert lessons_yaml(lessons) == reference_lessons_yaml(lessons)
+
+
+def test_the_sample_register_is_written_as_the_reference_writes_it(tmp_path):
+    """The example week's register, fast path against the reference, byte for byte."""
+    engine = Engine(load_policy(EXAMPLES / "policy.yaml"))
+    replay(engine, [EXAMPLES / "events.jsonl"])
+    lessons = list(engine.state.lessons.values())
+    assert len(lessons) >= 5 and lessons_yaml(lessons) == reference_lessons_yaml(lessons)
