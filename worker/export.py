@@ -100,6 +100,15 @@ FAST_DUMPER: type[yaml.SafeDumper] | None = getattr(yaml, "CSafeDumper", None)
 LIBYAML_DIFFERS = re.compile("[\x85\u2028\u2029\U00010000-\U0010ffff]")
 """Characters libyaml quotes differently from PyYAML (it escapes those beyond the BMP)."""
 STR_TAG = "tag:yaml.org,2002:str"
+LESSON_FIELDS = tuple(Lesson.model_fields)
+REGISTER_START: tuple[Event, ...] = (
+    StreamStartEvent(), DocumentStartEvent(), MappingStartEvent(None, None, True),
+    ScalarEvent(None, None, (True, False), "lessons_register"),
+    SequenceStartEvent(None, None, True),
+)  # fmt: skip
+REGISTER_END: tuple[Event, ...] = (
+    SequenceEndEvent(), MappingEndEvent(), DocumentEndEvent(), StreamEndEvent(),
+)  # fmt: skip
 YAML_OPTIONS: dict[str, Any] = {"allow_unicode": True, "width": 2**16}
 """Long texts stay on one line."""
 _RESOLVER = yaml.resolver.Resolver()
@@ -108,16 +117,13 @@ _RESOLVER = yaml.resolver.Resolver()
 def lessons_yaml(lessons: Iterable[Lesson]) -> str:
     """The register as YAML; long texts stay on one line, ``due`` is a plain YAML date.
 
-    Byte for byte what ``RegisterDumper`` writes, but fast: the document goes to libyaml as
-    events (skipping PyYAML's Python representer), and libyaml's list items, flush with their
-    key (``- id:``), are shifted into the hand-kept layout."""
-    document = _plain(lessons_document(lessons))
-    if FAST_DUMPER is None or _has_text_libyaml_writes_differently(document):
-        return _reference_yaml(document)
-    events = chain(
-        (StreamStartEvent(), DocumentStartEvent()), _events(document),
-        (DocumentEndEvent(), StreamEndEvent()),
-    )  # fmt: skip
+    Byte for byte what ``RegisterDumper`` writes, but fast: the lessons go to libyaml as events
+    (skipping PyYAML's Python representer), and libyaml's list items, flush with their key
+    (``- id:``), are shifted into the hand-kept layout."""
+    rows = [_register_row(lesson) for lesson in register_order(lessons)]
+    if FAST_DUMPER is None or any(map(_libyaml_writes_differently, rows)):
+        return _reference_yaml({"lessons_register": rows})
+    events = chain(REGISTER_START, _register_events(rows), REGISTER_END)
     return _indent_sequences(yaml.emit(events, Dumper=FAST_DUMPER, **YAML_OPTIONS))
 
 
@@ -130,45 +136,47 @@ def _reference_yaml(document: dict[str, Any]) -> str:
     return str(yaml.dump(document, Dumper=RegisterDumper, sort_keys=False, **YAML_OPTIONS))
 
 
-def _events(value: Any) -> Iterator[Event]:
-    """A plain document as YAML events, styled as PyYAML's safe representer styles them."""
-    if isinstance(value, dict):
+def _register_row(lesson: Lesson) -> dict[str, Any]:
+    """The lesson's fields in the register's order, times as RFC 3339 text (``_plain``'s way)."""
+    row = {name: getattr(lesson, name) for name in LESSON_FIELDS}
+    row["created_at"], row["updated_at"] = _iso(lesson.created_at), _iso(lesson.updated_at)
+    return row
+
+
+def _register_events(rows: list[dict[str, Any]]) -> Iterator[Event]:
+    """Each lesson as a mapping event, styled as PyYAML's safe representer styles it."""
+    for row in rows:
         yield MappingStartEvent(None, None, True)
-        for key, item in value.items():
-            yield _scalar(key)
-            yield from _events(item) if isinstance(item, dict | list) else (_scalar(item),)
+        for key, value in row.items():
+            yield _text(key)
+            if isinstance(value, list):
+                yield SequenceStartEvent(None, None, True)
+                yield from map(_text, value)
+                yield SequenceEndEvent()
+            else:
+                yield _scalar(value)
         yield MappingEndEvent()
-    else:
-        yield SequenceStartEvent(None, None, True)
-        for item in value:
-            yield from _events(item) if isinstance(item, dict | list) else (_scalar(item),)
-        yield SequenceEndEvent()
 
 
 def _scalar(value: Any) -> ScalarEvent:
     if isinstance(value, str):
-        return ScalarEvent(None, None, (_plain_is_str(value), True), value)
-    # the register's other scalars: an int (occurrences) and dates (due)
+        return _text(value)
+    # the register's other scalars: an int (occurrences) and a date (due)
     text = value.isoformat() if isinstance(value, date) else str(value)
     return ScalarEvent(None, None, (True, False), text)
 
 
 @functools.lru_cache(maxsize=65536)
-def _plain_is_str(text: str) -> bool:
-    """Whether ``text`` unquoted reads back as a string (``yes``, ``12``, dates must be quoted)."""
+def _text(text: str) -> ScalarEvent:
+    """A string's event, plain unless unquoted it would read back as something else (``yes``,
+    ``12``, a date); cached, as keys, owners, rules and statuses repeat on every lesson."""
     tag: str = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
-    return tag == STR_TAG
+    return ScalarEvent(None, None, (tag == STR_TAG, True), text)
 
 
-def _has_text_libyaml_writes_differently(document: dict[str, Any]) -> bool:
-    texts = (
-        text
-        for lesson in document["lessons_register"]
-        for value in lesson.values()
-        for text in (value if isinstance(value, list) else [value])
-        if isinstance(text, str)
-    )
-    return any(LIBYAML_DIFFERS.search(text) for text in texts)
+def _libyaml_writes_differently(row: dict[str, Any]) -> bool:
+    texts = [value for value in row.values() if isinstance(value, str)] + row["evidence"]
+    return LIBYAML_DIFFERS.search("\n".join(texts)) is not None
 
 
 def _indent_sequences(text: str) -> str:
