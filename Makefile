@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup tools lint schemas examples monitoring bench kafka-up kafka-down clean
+.PHONY: run test setup tools lint schemas examples monitoring constraints bench kafka-up kafka-down clean
 
 run: setup  ## replay examples/events.jsonl (no broker) and print a summary
 	$(BIN)/cmdb-worker replay examples/events.jsonl --out out
@@ -14,11 +14,19 @@ test: setup tools lint  ## the whole suite: lint, types, layers, unit, Kafka, Pr
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Installs the versions pinned in constraints.txt (what CI and the image use).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+constraints: setup  ## re-pin constraints.txt to what the venv resolved (after changing pyproject deps)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --all --exclude-editable \
+	  | grep -v -E '^(setuptools|wheel)=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 tools:  ## Kafka jars (Maven), promtool (Debian package, unpacked), kcat (Debian)
 	bash deploy/local/kafka.sh fetch

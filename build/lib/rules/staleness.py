@@ -1,0 +1,67 @@
+"""Staleness: a CI is stale at T when T minus its last-seen time exceeds its type's max age."""
+
+from datetime import datetime, timedelta
+
+from rules.findings import make_finding
+from rules.policy import Policy
+from schemas.findings import Finding, Reason, Severity
+from schemas.records import CIRecord
+
+
+def stale_deadline(policy: Policy, ci_type: str, last_seen: datetime) -> datetime:
+    """The last instant at which the CI is still fresh; it is stale at any later time."""
+    return last_seen + policy.staleness.max_age(ci_type)
+
+
+def is_stale(policy: Policy, record: CIRecord, now: datetime) -> bool:
+    last_seen = record.last_seen
+    return last_seen is not None and now > stale_deadline(policy, record.type, last_seen)
+
+
+def ci_stale(policy: Policy, record: CIRecord, now: datetime) -> Finding:
+    max_age = policy.staleness.max_age(record.type)
+    last_seen = record.last_seen
+    assert last_seen is not None
+    reason = Reason(
+        code="not_refreshed",
+        detail=f"last seen {last_seen.isoformat()}, {_human(now - last_seen)} ago; "
+        f"max age for type {record.type!r} is {_human(max_age)}",
+    )
+    severity: Severity = "critical" if record.criticality == 1 else "warning"
+    return make_finding(
+        "ci_stale",
+        record.id,
+        severity,
+        now,
+        last_seen.isoformat(),
+        [reason],
+        last_seen=last_seen,
+        max_age_seconds=max_age.total_seconds(),
+        sources=sorted(record.seen_by),
+        owner=record.owner,
+        criticality=record.criticality,
+    )
+
+
+def ci_stale_resolved(record: CIRecord, now: datetime, seen_by: str) -> Finding:
+    last_seen = record.last_seen
+    assert last_seen is not None
+    reason = Reason(code="seen_again", detail=f"observed by {seen_by} at {last_seen.isoformat()}")
+    return make_finding(
+        "ci_stale_resolved",
+        record.id,
+        "info",
+        now,
+        last_seen.isoformat(),
+        [reason],
+        last_seen=last_seen,
+        seen_by=seen_by,
+    )
+
+
+def _human(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds:.0f}s"

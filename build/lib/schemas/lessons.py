@@ -1,0 +1,36 @@
+"""The Lessons Register: the register's own fields first, in its order, then the worker's."""
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import LessonStatus
+
+Impact = Literal["High", "Medium", "Low"]
+REGISTER_FIELDS = ("id", "title", "description", "impact", "owner", "action", "due", "status")
+
+
+class Lesson(BaseModel):
+    """One lesson; field order is the register's column order and must not change."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    id: str
+    title: str
+    description: str
+    impact: Impact
+    owner: str
+    action: str
+    due: date
+    status: LessonStatus = "Open"
+    rule: str
+    subject: str
+    evidence: list[str] = Field(default_factory=list)
+    occurrences: int = 1
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("Open", "In Progress")

@@ -1,0 +1,34 @@
+"""The worker's record of one CI: what it knows of it, merged over every source."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas.ids import CIId
+
+
+@dataclass(slots=True)
+class CIRecord:
+    """A CI in the CMDB graph; ``seen_by`` holds each source's latest observation time."""
+
+    id: CIId
+    type: str
+    name: str
+    environment: str | None
+    owner: str | None = None
+    criticality: int | None = None
+    business_service: str | None = None
+    version: str | None = None
+    identifiers: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    aliases: set[CIId] = field(default_factory=set)
+    seen_by: dict[str, datetime] = field(default_factory=dict)
+    first_seen: datetime | None = None
+    """The earliest observation time any source reported (None for a placeholder)."""
+    stale: bool = False
+    flags: set[str] = field(default_factory=set)
+    """Findings currently raised on this CI (``no_owner``, ``orphan``), so each is raised once."""
+
+    @property
+    def last_seen(self) -> datetime | None:
+        return max(self.seen_by.values()) if self.seen_by else None

@@ -1,0 +1,271 @@
+"""The CMDB graph: CIs merged across sources, typed relations, aliases and retirements.
+
+Edges run from a CI to what it depends on or runs on; an edge's data maps each relation type
+to the sources that report it and when, so ``relations_complete`` can drop one source's view.
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import networkx as nx
+
+from schemas.ci import CIRef, ObservedCI, Relation
+from schemas.ids import CIId
+from schemas.records import CIRecord
+
+EdgeData = dict[str, dict[str, datetime]]
+StrongKey = tuple[str, str, str]
+
+
+@dataclass
+class Observation:
+    """What one observation did: the CI it landed on and the duplicates it merged into it."""
+
+    ci_id: CIId
+    merged: list[CIId] = field(default_factory=list)
+    newest_for_source: bool = True
+    """False when this source had already reported the CI at a later time."""
+
+
+@dataclass
+class Retirement:
+    ci_id: CIId
+    pointing: dict[CIId, list[str]] = field(default_factory=dict)
+    """CIs that pointed at the retired CI, with the relation types they used."""
+
+
+class Cmdb:
+    """The dependency graph and its indexes; no rule logic, only bookkeeping."""
+
+    def __init__(self, strong_identifiers: Iterable[str]) -> None:
+        self.graph: nx.DiGraph = nx.DiGraph()
+        self.strong_identifiers = frozenset(strong_identifiers)
+        self.aliases: dict[CIId, CIId] = {}
+        self.strong_ids: dict[StrongKey, CIId] = {}
+        self.retired: dict[CIId, datetime] = {}
+        self.by_source: dict[str, set[CIId]] = {}
+        self.dirty: set[CIId] = set()
+        """CIs (records or tombstones) changed since ``take_dirty``: the changelog's feed."""
+
+    def take_dirty(self) -> set[CIId]:
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
+    def resolve(self, ci_id: CIId) -> CIId:
+        return self.aliases.get(ci_id, ci_id)
+
+    def get(self, ci_id: CIId) -> CIRecord | None:
+        node = self.graph.nodes.get(self.resolve(ci_id))
+        return node["ci"] if node else None
+
+    def get_unmerged(self, ci_id: CIId) -> CIRecord | None:
+        """The CI's record, or None if it is gone or ``ci_id`` was merged into another CI."""
+        record = self.get(ci_id)
+        return record if record is not None and record.id == ci_id else None
+
+    def records(self) -> Iterator[CIRecord]:
+        for _, data in self.graph.nodes(data="ci"):
+            yield data
+
+    def is_retired(self, ci_id: CIId, at: datetime) -> bool:
+        retired_at = self.retired.get(self.resolve(ci_id))
+        return retired_at is not None and at <= retired_at
+
+    def observe(self, source: str, at: datetime, observed: ObservedCI) -> Observation | None:
+        """Record that ``source`` saw ``observed`` at ``at``, merging strong-identifier twins.
+
+        Returns None when the CI was retired at or after ``at`` (a late, stale observation).
+        """
+        if self.is_retired(observed.ci_id, at):
+            return None
+        ci_id, merged = self._identify(observed)
+        record = self._record_for(ci_id, observed)
+        if record.last_seen is None or at >= record.last_seen:
+            _update_fields(record, observed)
+        self._index_identifiers(record)
+        previous = record.seen_by.get(source)
+        if previous is None or at > previous:
+            record.seen_by[source] = at
+        record.first_seen = min(at, record.first_seen or at)
+        self.by_source.setdefault(source, set()).add(ci_id)
+        self.retired.pop(ci_id, None)
+        self.dirty.add(ci_id)
+        return Observation(ci_id, merged, previous is None or at >= previous)
+
+    def _identify(self, observed: ObservedCI) -> tuple[CIId, list[CIId]]:
+        reported = self.resolve(observed.ci_id)
+        holders = [h for h in self._holders(observed) if h != reported and h in self.graph]
+        if not holders:
+            return reported, []
+        kept = holders[0]
+        merged = [reported, *holders[1:]]
+        for duplicate in merged:
+            self._merge(kept, duplicate)
+        return kept, merged
+
+    def _holders(self, observed: ObservedCI) -> list[CIId]:
+        keys = _strong_keys(observed.type, observed.identifiers, self.strong_identifiers)
+        return list(dict.fromkeys(self.strong_ids[key] for key in keys if key in self.strong_ids))
+
+    def _record_for(self, ci_id: CIId, ref: CIRef) -> CIRecord:
+        node = self.graph.nodes.get(ci_id)
+        if node:
+            record: CIRecord = node["ci"]
+            return record
+        record = CIRecord(id=ci_id, type=ref.type, name=ref.name, environment=ref.environment)
+        self.graph.add_node(ci_id, ci=record)
+        self.dirty.add(ci_id)
+        return record
+
+    def restore_record(self, record: CIRecord) -> None:
+        """Put a record read back from the changelog into the graph and every index."""
+        self.graph.add_node(record.id, ci=record)
+        for alias in record.aliases:
+            self.aliases[alias] = record.id
+        self._index_identifiers(record)
+        for source in record.seen_by:
+            self.by_source.setdefault(source, set()).add(record.id)
+
+    def _index_identifiers(self, record: CIRecord) -> None:
+        for key in _strong_keys(record.type, record.identifiers, self.strong_identifiers):
+            self.strong_ids.setdefault(key, record.id)
+
+    def _merge(self, kept: CIId, duplicate: CIId) -> None:
+        """Fold ``duplicate`` into ``kept``: aliases, identifiers, sightings and edges."""
+        self.aliases[duplicate] = kept
+        self.dirty |= {kept, duplicate}
+        if duplicate not in self.graph:
+            self.graph.nodes[kept]["ci"].aliases.add(duplicate)
+            return
+        gone: CIRecord = self.graph.nodes[duplicate]["ci"]
+        target: CIRecord = self.graph.nodes[kept]["ci"]
+        _absorb(target, gone)
+        for alias in gone.aliases:
+            self.aliases[alias] = kept
+        self._move_edges(duplicate, kept)
+        self._repoint_indexes(duplicate, kept)
+        self.graph.remove_node(duplicate)
+
+    def _move_edges(self, old: CIId, new: CIId) -> None:
+        for _, target, data in list(self.graph.out_edges(old, data=True)):
+            if target != new:
+                _merge_edge_data(self._edge(new, target), data)
+        for origin, _, data in list(self.graph.in_edges(old, data=True)):
+            if origin != new:
+                _merge_edge_data(self._edge(origin, new), data)
+                self.dirty.add(origin)
+
+    def _repoint_indexes(self, old: CIId, new: CIId) -> None:
+        for key, holder in list(self.strong_ids.items()):
+            if holder == old:
+                self.strong_ids[key] = new
+        for members in self.by_source.values():
+            if old in members:
+                members.discard(old)
+                members.add(new)
+
+    def _edge(self, origin: CIId, target: CIId) -> EdgeData:
+        if not self.graph.has_edge(origin, target):
+            self.graph.add_edge(origin, target)
+        data: EdgeData = self.graph.edges[origin, target]
+        return data
+
+    def relate(
+        self, ci_id: CIId, source: str, at: datetime, relations: list[Relation], complete: bool
+    ) -> list[tuple[CIId, str]]:
+        """Add ``source``'s relations from ``ci_id``; returns those whose target is retired."""
+        dangling: list[tuple[CIId, str]] = []
+        wanted: set[tuple[CIId, str]] = set()
+        for relation in relations:
+            target = self.resolve(relation.target.ci_id)
+            if self.is_retired(target, at):
+                dangling.append((target, relation.type))
+                continue
+            if target == ci_id:
+                continue
+            self._record_for(target, relation.target)
+            self._edge(ci_id, target).setdefault(relation.type, {})[source] = at
+            wanted.add((target, relation.type))
+        if complete:
+            self._drop_unlisted(ci_id, source, wanted)
+        self.dirty.add(ci_id)
+        return dangling
+
+    def _drop_unlisted(self, ci_id: CIId, source: str, wanted: set[tuple[CIId, str]]) -> None:
+        for _, target, data in list(self.graph.out_edges(ci_id, data=True)):
+            for relation_type in list(data):
+                if (target, relation_type) not in wanted:
+                    data[relation_type].pop(source, None)
+                    if not data[relation_type]:
+                        del data[relation_type]
+            if not data:
+                self.graph.remove_edge(ci_id, target)
+
+    def retire(self, ref: CIRef, at: datetime) -> Retirement | None:
+        """Take a CI out of the graph with its edges; None if it was seen after ``at``."""
+        ci_id = self.resolve(ref.ci_id)
+        record = self.get(ci_id)
+        if record and record.last_seen and record.last_seen > at:
+            return None
+        self.retired[ci_id] = max(at, self.retired.get(ci_id, at))
+        self.dirty.add(ci_id)
+        if record is None:
+            return Retirement(ci_id)
+        pointing = {
+            origin: sorted(data) for origin, _, data in self.graph.in_edges(ci_id, data=True)
+        }
+        self._forget(record)
+        self.dirty |= pointing.keys()
+        return Retirement(ci_id, pointing)
+
+    def _forget(self, record: CIRecord) -> None:
+        for key in _strong_keys(record.type, record.identifiers, self.strong_identifiers):
+            if self.strong_ids.get(key) == record.id:
+                del self.strong_ids[key]
+        for source in record.seen_by:
+            self.by_source.get(source, set()).discard(record.id)
+        self.graph.remove_node(record.id)
+
+    def seen_by_source(self, source: str) -> set[CIId]:
+        return self.by_source.get(source, set())
+
+    def has_relations(self, ci_id: CIId) -> bool:
+        return bool(self.graph.degree(ci_id))
+
+
+def _strong_keys(
+    ci_type: str, identifiers: dict[str, str], strong: frozenset[str]
+) -> list[StrongKey]:
+    return [
+        (ci_type, name, value) for name, value in identifiers.items() if name in strong and value
+    ]
+
+
+def _update_fields(record: CIRecord, observed: ObservedCI) -> None:
+    for name in ("owner", "criticality", "business_service"):
+        value = getattr(observed, name)
+        if value is not None:
+            setattr(record, name, value)
+    record.identifiers.update(observed.identifiers)
+    record.attributes.update(observed.attributes)
+
+
+def _absorb(target: CIRecord, gone: CIRecord) -> None:
+    target.aliases |= {gone.id, *gone.aliases}
+    firsts = [moment for moment in (target.first_seen, gone.first_seen) if moment]
+    target.first_seen = min(firsts, default=None)
+    for source, at in gone.seen_by.items():
+        target.seen_by[source] = max(at, target.seen_by.get(source, at))
+    for name in ("owner", "criticality", "business_service", "version"):
+        if getattr(target, name) is None:
+            setattr(target, name, getattr(gone, name))
+    target.identifiers = {**gone.identifiers, **target.identifiers}
+    target.attributes = {**gone.attributes, **target.attributes}
+
+
+def _merge_edge_data(into: EdgeData, other: EdgeData) -> None:
+    for relation_type, sightings in other.items():
+        merged = into.setdefault(relation_type, {})
+        for source, at in sightings.items():
+            merged[source] = max(at, merged.get(source, at))

@@ -1,0 +1,46 @@
+"""A min-heap of deadlines, so a tick costs O(k log n) for the k entries that fall due.
+
+Rescheduling pushes a new entry and leaves the old one in the heap; an entry is honoured only
+if it is still the key's current deadline. The heap is rebuilt when dead entries pile up.
+"""
+
+import heapq
+from datetime import datetime
+
+Entry = tuple[float, str, str]
+
+
+class DeadlineIndex:
+    def __init__(self) -> None:
+        self._heap: list[Entry] = []
+        self._current: dict[tuple[str, str], float] = {}
+
+    def __len__(self) -> int:
+        return len(self._current)
+
+    def schedule(self, key: str, kind: str, deadline: datetime) -> None:
+        at = deadline.timestamp()
+        if self._current.get((key, kind)) == at:
+            return
+        self._current[(key, kind)] = at
+        heapq.heappush(self._heap, (at, kind, key))
+        if len(self._heap) > 2 * len(self._current) + 1024:
+            self._rebuild()
+
+    def cancel(self, key: str, kind: str) -> None:
+        self._current.pop((key, kind), None)
+
+    def pop_due(self, now: datetime) -> list[tuple[str, str]]:
+        """Every (key, kind) whose deadline is strictly before ``now``, earliest first."""
+        limit = now.timestamp()
+        due: list[tuple[str, str]] = []
+        while self._heap and self._heap[0][0] < limit:
+            at, kind, key = heapq.heappop(self._heap)
+            if self._current.get((key, kind)) == at:
+                del self._current[(key, kind)]
+                due.append((key, kind))
+        return due
+
+    def _rebuild(self) -> None:
+        self._heap = [(at, kind, key) for (key, kind), at in self._current.items()]
+        heapq.heapify(self._heap)

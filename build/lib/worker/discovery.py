@@ -1,0 +1,138 @@
+"""Handlers for discovery events: observations, retirements and completed scans."""
+
+from datetime import datetime
+
+from rules import hygiene, staleness
+from schemas.events import CIObserved, CIRetired, InputEvent, ScanCompleted
+from schemas.findings import Finding
+from schemas.ids import CIId
+from schemas.records import CIRecord
+from worker.state import State
+
+STALE = "stale"
+ORPHAN = "orphan"
+
+
+def on_observed(
+    state: State, event: InputEvent, payload: CIObserved, now: datetime
+) -> list[Finding]:
+    observation = state.cmdb.observe(event.source, event.time, payload.ci)
+    if observation is None:
+        return []
+    record = state.cmdb.get(observation.ci_id)
+    assert record is not None
+    findings = [
+        hygiene.ci_duplicate_merged(record, merged, payload.ci.identifiers, now, event.source)
+        for merged in observation.merged
+    ]
+    complete = payload.relations_complete and observation.newest_for_source
+    dangling = state.cmdb.relate(record.id, event.source, event.time, payload.relations, complete)
+    findings += _dangling(state, record.id, dangling, now)
+    return findings + refreshed(state, record, event.source, now)
+
+
+def refreshed(state: State, record: CIRecord, source: str, now: datetime) -> list[Finding]:
+    """Re-judge a CI that a source just reported: staleness, owner and orphan checks."""
+    findings: list[Finding] = []
+    if record.stale and not staleness.is_stale(state.policy, record, now):
+        record.stale = False
+        findings.append(staleness.ci_stale_resolved(record, now, source))
+    _schedule_staleness(state, record)
+    findings += _owner_check(state, record, source, now)
+    _orphan_check(state, record)
+    return findings
+
+
+def _schedule_staleness(state: State, record: CIRecord) -> None:
+    if record.last_seen is not None:
+        deadline = staleness.stale_deadline(state.policy, record.type, record.last_seen)
+        state.deadlines.schedule(record.id, STALE, deadline)
+
+
+def _owner_check(state: State, record: CIRecord, source: str, now: datetime) -> list[Finding]:
+    if not hygiene.needs_owner(state.policy, record):
+        record.flags.discard("no_owner")
+        return []
+    if "no_owner" in record.flags:
+        return []
+    record.flags.add("no_owner")
+    return [hygiene.ci_no_owner(record, now, source)]
+
+
+def reschedule(state: State, record: CIRecord) -> None:
+    """Re-arm a restored CI's deadlines, exactly as its last observation armed them."""
+    _schedule_staleness(state, record)
+    _orphan_check(state, record)
+
+
+def _orphan_check(state: State, record: CIRecord) -> None:
+    """An unconnected CI of a type that should have relations is an orphan once its grace,
+    counted from when it was first seen, has passed."""
+    if state.cmdb.has_relations(record.id):
+        record.flags.discard(ORPHAN)
+        state.deadlines.cancel(record.id, ORPHAN)
+    elif _may_become_orphan(state, record) and record.first_seen:
+        grace_ends = record.first_seen + state.policy.hygiene.orphan_grace
+        state.deadlines.schedule(record.id, ORPHAN, grace_ends)
+
+
+def _may_become_orphan(state: State, record: CIRecord) -> bool:
+    return hygiene.expects_relations(state.policy, record) and ORPHAN not in record.flags
+
+
+def _dangling(
+    state: State, pointing: CIId, targets: list[tuple[CIId, str]], now: datetime
+) -> list[Finding]:
+    return [
+        hygiene.relation_dangling(pointing, target, [kind], now, state.cmdb.retired[target])
+        for target, kind in targets
+    ]
+
+
+def on_retired(state: State, event: InputEvent, payload: CIRetired, now: datetime) -> list[Finding]:
+    retirement = state.cmdb.retire(payload.ci, event.time)
+    if retirement is None:
+        return []
+    retired_at = state.cmdb.retired[retirement.ci_id]
+    return [
+        hygiene.relation_dangling(origin, retirement.ci_id, kinds, now, retired_at)
+        for origin, kinds in retirement.pointing.items()
+    ]
+
+
+def on_scan_completed(
+    state: State, event: InputEvent, payload: ScanCompleted, now: datetime
+) -> list[Finding]:
+    scope = payload.scope
+    findings = []
+    for ci_id in sorted(state.cmdb.seen_by_source(event.source)):
+        record = state.cmdb.get(ci_id)
+        if record is None or not _in_scope(record, scope.types, scope.environment):
+            continue
+        if record.seen_by[event.source] < payload.started_at:
+            findings.append(
+                hygiene.ci_missing_from_scan(record, event.source, payload.started_at, now)
+            )
+    return findings
+
+
+def _in_scope(record: CIRecord, types: list[str] | None, environment: str | None) -> bool:
+    return (types is None or record.type in types) and (
+        environment is None or record.environment == environment
+    )
+
+
+def on_deadline(state: State, ci_id: str, kind: str, now: datetime) -> list[Finding]:
+    """A CI's deadline passed: it may have gone stale, or stayed unconnected too long."""
+    record = state.cmdb.get_unmerged(CIId(ci_id))
+    if record is None:
+        return []
+    if kind == STALE and not record.stale and staleness.is_stale(state.policy, record, now):
+        record.stale = True
+        state.touch("ci", record.id)  # the flag must reach the changelog, or a restart re-raises
+        return [staleness.ci_stale(state.policy, record, now)]
+    if kind == ORPHAN and not state.cmdb.has_relations(record.id):
+        record.flags.add(ORPHAN)
+        state.touch("ci", record.id)
+        return [hygiene.ci_orphan(state.policy, record, now)]
+    return []

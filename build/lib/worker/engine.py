@@ -1,0 +1,88 @@
+"""Apply decoded events to the state, once each, and collect the findings they cause."""
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from rules.policy import Policy
+from schemas.events import (
+    ChangeRequested,
+    ChangeUpdated,
+    CIObserved,
+    CIRetired,
+    Deploy,
+    Ignored,
+    Incident,
+    InputEvent,
+    LessonUpdated,
+    ScanCompleted,
+)
+from schemas.findings import Finding
+from schemas.ids import EventIdentity
+from schemas.records import CIRecord
+from worker import discovery, governance, incidents, lessons
+from worker.identities import AppliedEvents
+from worker.state import State
+
+Handler = Callable[[State, InputEvent, Any, datetime], list[Finding]]
+DeadlineHandler = Callable[[State, str, str, datetime], list[Finding]]
+
+
+def _ignore(state: State, event: InputEvent, payload: Any, now: datetime) -> list[Finding]:
+    return []
+
+
+HANDLERS: dict[type, Handler] = {
+    CIObserved: discovery.on_observed,
+    CIRetired: discovery.on_retired,
+    ScanCompleted: discovery.on_scan_completed,
+    ChangeRequested: governance.on_change_requested,
+    ChangeUpdated: governance.on_change_updated,
+    Deploy: governance.on_deploy,
+    Incident: incidents.on_incident,
+    LessonUpdated: lessons.on_lesson_updated,
+    Ignored: _ignore,
+}
+
+DEADLINE_HANDLERS: dict[str, DeadlineHandler] = {
+    discovery.STALE: lessons.on_stale,
+    discovery.ORPHAN: discovery.on_deadline,
+    lessons.STALE_TOO_LONG: lessons.on_stale_too_long,
+    lessons.LESSON_DUE: lessons.on_due,
+}
+
+
+class Engine:
+    """The event-applying core shared by ``replay`` and ``run``; time always comes from outside."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.state = State(policy)
+        self.applied = AppliedEvents(policy.idempotence.remember_events_for)
+
+    def apply(self, event: InputEvent, now: datetime) -> list[Finding] | None:
+        """Apply ``event`` as of ``now``; None if an event with its identity was already applied."""
+        key = identity_key(event.identity)
+        if key in self.applied:
+            return None
+        handled = HANDLERS[type(event.payload)](self.state, event, event.payload, now)
+        findings = [finding.traced(event.extensions) for finding in handled]
+        self.applied.remember(key, now)
+        return findings + self.tick(now)
+
+    def tick(self, now: datetime) -> list[Finding]:
+        """Fire every deadline that has passed by ``now``, and any that firing arms in the past."""
+        findings: list[Finding] = []
+        while due := self.state.deadlines.pop_due(now):
+            for key, kind in due:
+                findings += DEADLINE_HANDLERS[kind](self.state, key, kind, now)
+        return findings
+
+    def reschedule(self, record: CIRecord) -> None:
+        discovery.reschedule(self.state, record)
+
+
+def identity_key(identity: EventIdentity) -> str:
+    """A short, stable digest of an event identity: what the engine and changelog remember."""
+    return hashlib.blake2b("\x1f".join(identity).encode(), digest_size=12).hexdigest()

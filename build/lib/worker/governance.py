@@ -1,0 +1,243 @@
+"""Change governance: assess changes, follow them to their outcome, judge deploys against them.
+
+A deploy also refreshes its service like an observation from the pipeline's source (last seen,
+owner, criticality, declared ``depends_on``), through the same path as discovery.
+"""
+
+from datetime import datetime
+
+from rules import lessons as lesson_rules
+from rules import risk
+from schemas.changes import ChangeOutcomes, ChangeRecord, DeployEntry, Outcome
+from schemas.ci import ObservedCI, Relation
+from schemas.decode import InvalidEvent
+from schemas.events import (
+    ChangeRequested,
+    ChangeUpdated,
+    CIObserved,
+    CIRetired,
+    Deploy,
+    InputEvent,
+    payload_fields,
+)
+from schemas.findings import Finding
+from schemas.ids import CIId
+from worker import discovery, lessons
+from worker.state import CHANGE, SERVICE_OUTCOMES, TEAM_OUTCOMES, State
+
+OUTCOME_OF_STATE: dict[str, Outcome] = {
+    "completed": "success", "failed": "failure", "rolled_back": "failure",
+}  # fmt: skip
+
+
+def on_change_requested(
+    state: State, event: InputEvent, payload: ChangeRequested, now: datetime
+) -> list[Finding]:
+    change = state.changes.get(payload.change_id) or ChangeRecord(
+        request=payload, requested_at=event.time, updated_at=event.time
+    )
+    return _apply(state, event, change, payload, True, now)
+
+
+def on_change_updated(
+    state: State, event: InputEvent, payload: ChangeUpdated, now: datetime
+) -> list[Finding]:
+    """Apply the fields that changed; reassess only if one the risk depends on did."""
+    change = state.changes.get(payload.change_id)
+    if change is None:
+        raise InvalidEvent(
+            "unknown_change", f"change {payload.change_id!r} was never requested (no "
+            "itsm.change.requested for it), so there is nothing to update",
+        )  # fmt: skip
+    edits = {name: value for name, value in payload_fields(payload).items() if name != "change_id"}
+    request = change.request.model_copy(update=edits)
+    return _apply(state, event, change, request, risk.matters(change.request, request), now)
+
+
+def _apply(
+    state: State, event: InputEvent, change: ChangeRecord, request: ChangeRequested,
+    reassess: bool, now: datetime,
+) -> list[Finding]:  # fmt: skip
+    change.request, change.updated_at = request, max(change.updated_at, event.time)
+    state.changes[change.id] = change
+    state.touch(CHANGE, change.id)
+    _remember_change(state, change)
+    findings = _assess(state, change, now) if reassess else []
+    return findings + _follow_state(state, event, change, now)
+
+
+def _ci_ids(state: State, change: ChangeRecord) -> list[CIId]:
+    return list(dict.fromkeys(state.cmdb.resolve(ref.ci_id) for ref in change.request.cis))
+
+
+def _remember_change(state: State, change: ChangeRecord) -> None:
+    for ci_id in _ci_ids(state, change):
+        known = state.histories.get(ci_id)
+        if known is None or change.id not in known.changes:
+            history = state.history(ci_id)
+            history.changes.append(change.id)
+            history.keep_last(state.policy.correlation.history_per_ci)
+
+
+def _assess(state: State, change: ChangeRecord, now: datetime) -> list[Finding]:
+    previous = change.assessment
+    scope = _scope(state, change, now)
+    assessment = risk.assess(state.policy, change.request, scope, now, change.revision + 1)
+    change.assessment = assessment
+    findings = [risk.change_assessed(change, assessment)]
+    if assessment.missing_rollback and not (previous and previous.missing_rollback):
+        findings.append(risk.change_missing_rollback(change, assessment))
+    return findings
+
+
+def _scope(state: State, change: ChangeRecord, now: datetime) -> risk.Scope:
+    graph = state.cmdb.graph
+    ids = _ci_ids(state, change)
+    known = [ci_id for ci_id in ids if ci_id in graph]
+    dependents = risk.blast_radius(graph, known, state.policy.graph.blast_radius_depth)
+    records = {ci_id: graph.nodes[ci_id]["ci"] for ci_id in [*known, *dependents]}
+    unknown = [ci_id for ci_id in ids if ci_id not in graph]
+    return risk.Scope(
+        known, unknown, dependents, records, _recent_failures(state, change, known, now)
+    )
+
+
+def _recent_failures(
+    state: State, change: ChangeRecord, cis: list[CIId], now: datetime
+) -> list[str]:
+    """Other changes that failed, and deploys rolled back, on these CIs within the window."""
+    since = now - state.policy.risk.recent_failures_window
+    found: list[str] = []
+    for history in filter(None, (state.histories.get(ci_id) for ci_id in cis)):
+        others = (state.changes.get(other) for other in history.changes if other != change.id)
+        found += [o.id for o in others if o and risk.failed(o) and o.updated_at >= since]
+        found += [
+            d.event_id for d in history.deploys if d.predicate == "rolledback" and d.at >= since
+        ]
+    return list(dict.fromkeys(found))
+
+
+def _follow_state(
+    state: State, event: InputEvent, change: ChangeRecord, now: datetime
+) -> list[Finding]:
+    current = change.request.state
+    findings: list[Finding] = []
+    if current in risk.IMPLEMENTED_STATES:
+        findings = _implemented(state, change, event.id, event.time, f"state {current}", now)
+    if current in OUTCOME_OF_STATE:
+        _settle(state, change, OUTCOME_OF_STATE[current])
+    return findings
+
+
+def _implemented(
+    state: State, change: ChangeRecord, event_id: str, at: datetime, how: str, now: datetime
+) -> list[Finding]:
+    """The change's first implementation: note when, and learn if it had no rollback plan."""
+    if change.implemented_at is not None:
+        return []
+    change.implemented_at = at
+    if risk.has_rollback_plan(change.request):
+        return []
+    subject = next(iter(_ci_ids(state, change)), CIId(change.id))
+    return lessons.file(state, lesson_rules.rollback_missing(change, subject, event_id, how), now)
+
+
+def _settle(state: State, change: ChangeRecord, outcome: Outcome) -> None:
+    """Count a finished change once per service and team; a later failure moves it across."""
+    if change.outcome == outcome:
+        return
+    for table, kind, key in _outcome_keys(state, change):
+        counts = table.setdefault(key, ChangeOutcomes(key=key))
+        if change.outcome:
+            counts.count(change.outcome, -1)
+        counts.count(outcome, +1)
+        state.touch(kind, key)
+    change.outcome = outcome
+
+
+def _outcome_keys(
+    state: State, change: ChangeRecord
+) -> list[tuple[dict[str, ChangeOutcomes], str, str]]:
+    services = dict.fromkeys([*_ci_ids(state, change), *change.deployed_services])
+    keys = [(state.service_outcomes, SERVICE_OUTCOMES, service) for service in services]
+    team = change.request.owner
+    return keys + ([(state.team_outcomes, TEAM_OUTCOMES, team)] if team else [])
+
+
+def on_deploy(state: State, event: InputEvent, payload: Deploy, now: datetime) -> list[Finding]:
+    """A pipeline deployed, upgraded, rolled back or removed a service."""
+    if payload.predicate == "removed":
+        retired = CIRetired(ci=payload.service, reason="service.removed")
+        return discovery.on_retired(state, event, retired, now)
+    findings = _refresh_service(state, event, payload, now)
+    service = state.cmdb.get(payload.service.ci_id)
+    change = state.changes.get(payload.change_id) if payload.change_id else None
+    entry = _entry(event, payload, service.id if service else payload.service.ci_id)
+    findings += _authorize(state, entry, change, payload, service.owner if service else None, now)
+    if entry.predicate == "rolledback":
+        findings.append(risk.deploy_rolled_back(entry, change, now))
+    _remember_deploy(state, entry)
+    return findings + (_link(state, entry, change, now) if change else [])
+
+
+def _refresh_service(
+    state: State, event: InputEvent, payload: Deploy, now: datetime
+) -> list[Finding]:
+    """The deploy as a sighting by the pipeline's source; its artifact becomes the version."""
+    findings = discovery.on_observed(state, event, _as_observation(payload), now)
+    service = state.cmdb.get(payload.service.ci_id)
+    if service and payload.artifact_id and service.last_seen == event.time:
+        service.version = payload.artifact_id
+    return findings
+
+
+def _entry(event: InputEvent, payload: Deploy, service_id: str) -> DeployEntry:
+    return DeployEntry(
+        event_id=event.id, at=event.time, predicate=payload.predicate, service=service_id,
+        artifact_id=payload.artifact_id, change_id=payload.change_id,
+    )  # fmt: skip
+
+
+def _as_observation(payload: Deploy) -> CIObserved:
+    ci = ObservedCI(
+        **payload.service.model_dump(), owner=payload.owner, criticality=payload.criticality
+    )
+    relations = [Relation(type="depends_on", target=target) for target in payload.depends_on]
+    return CIObserved(ci=ci, relations=relations, relations_complete=False)
+
+
+def _authorize(
+    state: State, entry: DeployEntry, change: ChangeRecord | None, payload: Deploy,
+    owner: str | None, now: datetime,
+) -> list[Finding]:  # fmt: skip
+    """In a governed environment, a deploy needs an approved change (a rollback does not)."""
+    environment = payload.service.environment
+    if entry.predicate == "rolledback" or not state.policy.governance.governs(environment):
+        return []
+    reason = risk.unauthorized_because(entry, change)
+    if reason is None:
+        return []
+    entry.authorized = False
+    filing = lesson_rules.unauthorized_deploys(entry, owner, reason)
+    finding = risk.deploy_unauthorized(entry, reason, environment, now)
+    return [finding, *lessons.file(state, filing, now)]
+
+
+def _remember_deploy(state: State, entry: DeployEntry) -> None:
+    history = state.history(entry.service)
+    history.deploys.append(entry)
+    history.keep_last(state.policy.correlation.history_per_ci)
+
+
+def _link(state: State, entry: DeployEntry, change: ChangeRecord, now: datetime) -> list[Finding]:
+    """A deploy carries out its change: approved becomes implementing; a rollback fails it."""
+    change.deploys.append(entry.event_id)
+    change.deployed_services = list(dict.fromkeys([*change.deployed_services, entry.service]))
+    if change.request.state == "approved":
+        change.request = change.request.model_copy(update={"state": "implementing"})
+    state.touch(CHANGE, change.id)
+    how = f"{entry.predicate} to {entry.service}"
+    findings = _implemented(state, change, entry.event_id, entry.at, how, now)
+    if entry.predicate == "rolledback":
+        _settle(state, change, "failure")
+    return findings

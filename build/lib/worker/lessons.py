@@ -1,0 +1,93 @@
+"""The Lessons Register's bookkeeping: file or recur lessons, apply people's edits, due dates.
+
+Deadlines: ``lesson_due`` fires ``lesson_overdue`` once a lesson's due date has passed (unless it
+is Done or Won't Do by then); ``stale_too_long`` is armed when a CI goes stale and files
+``cmdb_stale`` if the CI is still stale when the grace ends (seen again, it is no longer stale,
+or its grace has moved on, and the deadline does nothing).
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from rules import lessons as rules
+from schemas.decode import InvalidEvent
+from schemas.events import InputEvent, LessonUpdated, payload_fields
+from schemas.findings import Finding
+from schemas.ids import CIId
+from schemas.lessons import Lesson
+from worker import discovery
+from worker.state import State
+
+LESSON_DUE = "lesson_due"
+STALE_TOO_LONG = "stale_too_long"
+
+
+def file(state: State, filing: rules.Filing, now: datetime) -> list[Finding]:
+    """File a lesson for the filing's (rule, subject), or count a recurrence of the one there is."""
+    lesson_id = state.lesson_keys.get((filing.rule, filing.subject))
+    previous = state.lessons.get(lesson_id) if lesson_id else None
+    if previous is None:
+        lesson = rules.new_lesson(state.policy, state.next_lesson_id(), filing, now)
+    else:
+        lesson = rules.recurrence(state.policy, previous, filing, now)
+    state.put_lesson(lesson)
+    schedule_due(state, lesson)
+    reopened = previous is not None and previous.status == "Done"
+    return [rules.lesson_filed(lesson, now, reopened)] if previous is None or reopened else []
+
+
+def file_all(state: State, filings: Iterable[rules.Filing | None], now: datetime) -> list[Finding]:
+    return [finding for filing in filings if filing for finding in file(state, filing, now)]
+
+
+def schedule_due(state: State, lesson: Lesson) -> None:
+    """Arm the lesson's overdue check (open lessons only)."""
+    if lesson.is_open:
+        state.deadlines.schedule(lesson.id, LESSON_DUE, rules.overdue_at(lesson))
+    else:
+        state.deadlines.cancel(lesson.id, LESSON_DUE)
+
+
+def on_lesson_updated(
+    state: State, event: InputEvent, payload: LessonUpdated, now: datetime
+) -> list[Finding]:
+    """A person changed a lesson's status, owner or due date."""
+    lesson = state.lessons.get(payload.lesson_id)
+    if lesson is None:
+        raise InvalidEvent("unknown_lesson", f"lesson {payload.lesson_id!r} is not in the register")
+    edits = {name: value for name, value in payload_fields(payload).items() if name != "lesson_id"}
+    updated = lesson.model_copy(update={**edits, "updated_at": max(lesson.updated_at, event.time)})
+    state.put_lesson(updated)
+    schedule_due(state, updated)
+    return []
+
+
+def on_due(state: State, lesson_id: str, kind: str, now: datetime) -> list[Finding]:
+    lesson = state.lessons.get(lesson_id)
+    if lesson is None or not lesson.is_open:
+        return []
+    return [rules.lesson_overdue(lesson, now)]
+
+
+def on_stale(state: State, ci_id: str, kind: str, now: datetime) -> list[Finding]:
+    """A CI's staleness deadline: discovery judges it; if it went stale, the grace starts."""
+    findings = discovery.on_deadline(state, ci_id, kind, now)
+    record = state.cmdb.get_unmerged(CIId(ci_id))
+    if record is not None and record.stale:
+        grace_ends = rules.stale_grace_ends(state.policy, record)
+        state.deadlines.schedule(record.id, STALE_TOO_LONG, grace_ends)
+    return findings
+
+
+def on_stale_too_long(state: State, ci_id: str, kind: str, now: datetime) -> list[Finding]:
+    """File ``cmdb_stale`` if the CI is stale and its grace, from its current last seen, is over.
+
+    The grace is re-checked because a deadline armed by an earlier staleness can fall due in
+    the same tick as the CI going stale again after being seen.
+    """
+    record = state.cmdb.get_unmerged(CIId(ci_id))
+    if record is None or not record.stale:
+        return []
+    if now <= rules.stale_grace_ends(state.policy, record):
+        return []
+    return file(state, rules.cmdb_stale(state.policy, record), now)

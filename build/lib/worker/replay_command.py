@@ -1,0 +1,190 @@
+"""``cmdb-worker replay``: run the engine over files and write every output the contract names."""
+
+import json
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rules.policy import Policy
+from worker.engine import Engine
+from worker.export import (
+    finding_line,
+    findings_by_kind,
+    graph_document,
+    lessons_yaml,
+    register_order,
+    write_json,
+    write_lines,
+)
+from worker.logs import get_logger
+from worker.replay import STDIN, ReplayResult, replay
+
+log = get_logger("cmdb_worker.replay")
+
+
+EXIT_ALL_DEAD_LETTERED = 3
+"""Exit status of a replay in which every line was dead-lettered (nothing could be applied)."""
+EXIT_USAGE = 2
+"""Exit status for unreadable input or an output that cannot be written."""
+
+
+def run_replay(
+    policy: Policy, paths: list[Path], as_of: datetime | None, out: Path, quiet: bool = False
+) -> int:
+    if not (_all_exist(paths, "replay") and _made_dir(out)):  # fail fast, not after the replay
+        return EXIT_USAGE
+    engine, result, moment = replay_files(policy, paths, as_of)
+    try:
+        summary = write_outputs(engine, result, moment, out)
+    except OSError as error:
+        return _cannot_write("replay", error)
+    log.info("replay_finished", **{k: v for k, v in summary.items() if k not in DETAILED})
+    if not quiet:
+        print(summary_table(summary, out))
+    return replay_status(result)
+
+
+def run_lessons_export(
+    policy: Policy, paths: list[Path], as_of: datetime | None, output: Path | None
+) -> int:
+    """``cmdb-worker lessons export``: replay, then write only the register (stdout by default)."""
+    if not _all_exist(paths, "lessons export"):
+        return EXIT_USAGE
+    engine, result, _ = replay_files(policy, paths, as_of)
+    register = lessons_yaml(engine.state.lessons.values())
+    try:
+        if output is None:
+            sys.stdout.write(register)
+        else:
+            output.write_text(register, encoding="utf-8")
+    except OSError as error:
+        return _cannot_write("lessons export", error)
+    return replay_status(result)
+
+
+def replay_status(result: ReplayResult) -> int:
+    """0, or ``EXIT_ALL_DEAD_LETTERED`` when there were lines and every one was dead-lettered."""
+    all_bad = result.lines > 0 and len(result.dead_letters) == result.lines
+    return EXIT_ALL_DEAD_LETTERED if all_bad else 0
+
+
+def _made_dir(out: Path) -> bool:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _cannot_write("replay", error)
+        return False
+    return True
+
+
+def _cannot_write(command: str, error: OSError) -> int:
+    where = f" {error.filename}" if error.filename else ""
+    print(f"cmdb-worker {command}: cannot write{where}: {error.strerror or error}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _all_exist(paths: list[Path], command: str) -> bool:
+    missing = [str(path) for path in paths if path != STDIN and not path.is_file()]
+    if missing:
+        print(f"cmdb-worker {command}: no such file: {', '.join(missing)}", file=sys.stderr)
+    return not missing
+
+
+def replay_files(
+    policy: Policy, paths: list[Path], as_of: datetime | None
+) -> tuple[Engine, ReplayResult, datetime]:
+    """Replay ``paths`` on a fresh engine, then fire the deadlines due by ``as_of``."""
+    engine = Engine(policy)
+    log.info("replay_started", files=[str(path) for path in paths])
+    result = replay(engine, paths, progress=_log_progress)
+    moment = as_of or result.latest_event_time or datetime.now(UTC)
+    result.findings += engine.tick(moment)
+    return engine, result, moment
+
+
+def write_outputs(
+    engine: Engine, result: ReplayResult, as_of: datetime, out: Path
+) -> dict[str, Any]:
+    write_lines(out / "findings.jsonl", (finding_line(f) for f in result.findings))
+    write_lines(out / "dead_letters.jsonl", (json.dumps(d.as_json()) for d in result.dead_letters))
+    (out / "lessons.yaml").write_text(lessons_yaml(engine.state.lessons.values()), encoding="utf-8")
+    write_json(out / "cmdb.json", graph_document(engine.state.cmdb, engine.policy, as_of))
+    summary = summarise(engine, result, as_of)
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def summarise(engine: Engine, result: ReplayResult, as_of: datetime) -> dict[str, Any]:
+    cmdb = engine.state.cmdb
+    return {
+        "as_of": as_of.isoformat(),
+        "lines": result.lines,
+        "events_applied": result.applied,
+        "duplicates_ignored": result.duplicates,
+        "times_inferred": result.times_inferred,
+        "dead_letters": len(result.dead_letters),
+        "cis": cmdb.graph.number_of_nodes(),
+        "relations": cmdb.graph.number_of_edges(),
+        "stale_cis": sum(1 for record in cmdb.records() if record.stale),
+        "findings_total": len(result.findings),
+        "findings": findings_by_kind(result.findings),
+        **governance_summary(engine, result),
+    }
+
+
+def governance_summary(engine: Engine, result: ReplayResult) -> dict[str, Any]:
+    """Changes by route, unauthorized deploys, correlated incidents, and the register."""
+    state, kinds = engine.state, Counter(finding.kind for finding in result.findings)
+    routes = Counter(c.assessment.route for c in state.changes.values() if c.assessment)
+    return {
+        "changes_assessed": dict(sorted(routes.items())),
+        "unauthorized_deploys": kinds["deploy_unauthorized"],
+        "incidents_correlated": kinds["incident_correlated"],
+        "lessons": [
+            lesson.model_dump(mode="json", include=set(LESSON_COLUMNS))
+            for lesson in register_order(state.lessons.values())
+        ],
+    }
+
+
+def summary_table(summary: dict[str, Any], out: Path) -> str:
+    routes = summary["changes_assessed"]
+    rows = [
+        ("lines read", summary["lines"]),
+        ("events applied", summary["events_applied"]),
+        ("duplicates ignored", summary["duplicates_ignored"]),
+        ("times from the line before", summary["times_inferred"]),
+        ("dead letters", summary["dead_letters"]),
+        ("CIs / relations", f"{summary['cis']} / {summary['relations']}"),
+        ("stale CIs as of", f"{summary['stale_cis']} at {summary['as_of']}"),
+        ("findings", summary["findings_total"]),
+        *((f"  {kind}", count) for kind, count in summary["findings"].items()),
+        ("changes assessed", ", ".join(f"{n} {route}" for route, n in routes.items()) or "0"),
+        ("unauthorized deploys", summary["unauthorized_deploys"]),
+        ("incidents correlated", summary["incidents_correlated"]),
+        ("lessons", len(summary["lessons"])),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{label:<{width}}  {value}" for label, value in rows]
+    lines += [_lesson_row(lesson) for lesson in summary["lessons"]]
+    return "\n".join([*lines, "", f"outputs in {out}/: " + ", ".join(OUTPUT_FILES)])
+
+
+def _lesson_row(lesson: dict[str, Any]) -> str:
+    return (
+        f"  {lesson['id']}  {lesson['status']:<11}  due {lesson['due']}  "
+        f"owner {lesson['owner']:<16}  {lesson['rule']}: {lesson['subject']}"
+        + (f" (x{lesson['occurrences']})" if lesson["occurrences"] > 1 else "")
+    )
+
+
+OUTPUT_FILES = ("findings.jsonl", "lessons.yaml", "dead_letters.jsonl", "cmdb.json", "summary.json")
+DETAILED = frozenset({"findings", "lessons"})
+"""Summary keys too long for the log line."""
+LESSON_COLUMNS = ("id", "status", "due", "owner", "rule", "subject", "occurrences")
+
+
+def _log_progress(read: int, total: int, lines: int) -> None:
+    log.info("replay_progress", percent=round(100 * read / max(total, 1), 1), lines=lines)

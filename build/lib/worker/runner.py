@@ -1,0 +1,259 @@
+"""``cmdb-worker run``: the Kafka main loop with exactly-once effects.
+
+Each poll batch is one Kafka transaction holding everything the batch caused (findings,
+lessons, dead letters, changelog records) and the input offsets it consumed, so a crash at
+any point leaves either all of a batch's effects or none. On start the state is rebuilt from
+the changelog before any input is read.
+"""
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from types import FrameType
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import OffsetAndMetadata
+
+from rules.policy import Policy
+from schemas.findings import Finding
+from worker import changelog
+from worker.clock import Clock, EventClock, WallClock
+from worker.engine import Engine
+from worker.kafka_clients import (
+    input_consumer,
+    prepare_topics,
+    state_consumer,
+    transactional_producer,
+)
+from worker.logs import get_logger
+from worker.metrics import Metrics
+from worker.processing import Outcome, process
+from worker.settings import Settings
+from worker.status import count_finding, refresh_state_gauges
+
+log = get_logger("cmdb_worker.run")
+DLQ_HEADERS = ("cmdb_dlq_reason", "cmdb_dlq_topic", "cmdb_dlq_partition", "cmdb_dlq_offset")
+
+
+class Runner:
+    """Owns the engine, the clients and the loop; HTTP handlers read the state under ``lock``."""
+
+    def __init__(self, settings: Settings, policy: Policy, metrics: Metrics) -> None:
+        self.settings = settings
+        self.engine = Engine(policy)
+        self.metrics = metrics
+        self.clock: Clock = EventClock() if settings.clock == "event" else WallClock()
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self.rebuilt = False
+        self.assigned: set[TopicPartition] = set()
+        self.last_progress = time.monotonic()
+
+    @property
+    def ready(self) -> bool:
+        return self.rebuilt and bool(self.assigned)
+
+    def run(self) -> None:
+        """Rebuild, then consume until ``stop()``; SIGTERM and SIGINT call ``stop()``."""
+        log.info("topics_created", topics=prepare_topics(self.settings))
+        producer = transactional_producer(self.settings)
+        producer.init_transactions()  # first: a dead predecessor's last commit lands before rebuild
+        self._alive()
+        self.rebuild()
+        consumer = input_consumer(self.settings)
+        consumer.subscribe(self.settings.input_topics, listener=_Rebalance(self))
+        # Metadata before the first join, or its assignment is empty and a second rebalance
+        # follows at once (in which kafka-python 3.0.12 now and then hangs for good).
+        for topic in self.settings.input_topics:
+            consumer.partitions_for_topic(topic)
+        try:
+            self._loop(consumer, producer)
+        finally:
+            self._close(consumer, producer)
+
+    def stop(self, signum: int | None = None, _: FrameType | None = None) -> None:
+        log.info("stopping", signal=signum)
+        self.stopping.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def rebuild(self) -> None:
+        started = time.monotonic()
+        consumer = state_consumer(self.settings)
+        try:
+            entries = _read_to_end(consumer, self.settings.topic_state, self._alive)
+            live = changelog.rebuild(self.engine, entries)
+        finally:
+            consumer.close()
+        seconds = time.monotonic() - started
+        self.metrics.set_state_rebuild_seconds(seconds)
+        self.clock.now(self.engine.applied.last_applied_at)  # an event clock resumes there
+        self.rebuilt = True
+        log.info(
+            "state_rebuilt",
+            keys=live,
+            cis=self.engine.state.cmdb.graph.number_of_nodes(),
+            seconds=round(seconds, 3),
+        )
+
+    def _loop(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+        next_tick = next_refresh = 0.0
+        while not self.stopping.is_set():
+            batch = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
+            tick_due = time.monotonic() >= next_tick
+            if batch or tick_due:
+                with self.lock:
+                    self._transact(consumer, producer, batch, tick_due)
+            if tick_due:
+                next_tick = time.monotonic() + self.settings.tick_seconds
+            if time.monotonic() >= next_refresh:
+                next_refresh = time.monotonic() + self.settings.gauge_refresh_seconds
+                self._refresh_gauges(consumer)
+            self._progressed()
+
+    def _transact(
+        self,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+        tick: bool,
+    ) -> None:
+        producer.begin_transaction()
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for partition, records in batch.items():
+            for record in records:
+                self._handle(producer, record)
+            offsets[partition] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+        if tick:
+            self._emit(producer, self.engine.tick(self.clock.now()))
+        self._record_changes(producer)
+        if offsets:
+            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+        producer.commit_transaction()
+
+    def _record_changes(self, producer: KafkaProducer) -> None:
+        """Changelog records for what changed; lessons also go, whole, to the lessons topic."""
+        for key, value in changelog.changed_entries(self.engine):
+            producer.send(self.settings.topic_state, key=key.encode(), value=value)
+            if key.startswith(changelog.LESSON_PREFIX):
+                lesson_id = key.removeprefix(changelog.LESSON_PREFIX).encode()
+                producer.send(self.settings.topic_lessons, key=lesson_id, value=value)
+
+    def _handle(self, producer: KafkaProducer, record: ConsumerRecord) -> None:
+        started = time.perf_counter()
+        record_time = _record_time(record)
+        outcome = process(self.engine, record.value, record.headers or [], self.clock, record_time)
+        self._count(record.topic, outcome)
+        if outcome.invalid is not None:
+            self._dead_letter(producer, record, outcome)
+            return
+        self._emit(producer, outcome.findings)
+        if outcome.event is not None:
+            self.metrics.event_processed(
+                outcome.event.time.timestamp(), time.perf_counter() - started
+            )
+
+    def _count(self, topic: str, outcome: Outcome) -> None:
+        event_type = outcome.event.type if outcome.event else "invalid"
+        self.metrics.event_consumed(topic, event_type)
+        if outcome.event is not None and outcome.event.time_inferred:
+            self.metrics.event_time_inferred(topic)
+        if outcome.invalid is not None:
+            self.metrics.dead_letter(outcome.invalid.code)
+
+    def _emit(self, producer: KafkaProducer, findings: list[Finding]) -> None:
+        for finding in findings:
+            producer.send(
+                self.settings.topic_findings,
+                key=finding.subject.encode(),
+                value=finding.model_dump_json().encode(),
+                headers=[("content-type", b"application/cloudevents+json")],
+            )
+            count_finding(self.metrics, finding)
+
+    def _dead_letter(
+        self, producer: KafkaProducer, record: ConsumerRecord, outcome: Outcome
+    ) -> None:
+        assert outcome.invalid is not None
+        why = (outcome.invalid.reason, record.topic, str(record.partition), str(record.offset))
+        headers = list(record.headers or []) + [
+            (k, v.encode()) for k, v in zip(DLQ_HEADERS, why, strict=True)
+        ]
+        producer.send(self.settings.topic_dlq, key=record.key, value=record.value, headers=headers)
+        log.warning(
+            "dead_letter",
+            reason=outcome.invalid.reason,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+
+    def _refresh_gauges(self, consumer: KafkaConsumer) -> None:
+        with self.lock:
+            refresh_state_gauges(self.engine, self.metrics, self.clock.now())
+        for partition in list(self.assigned):
+            highwater = consumer.highwater(partition)
+            if highwater is not None:
+                lag = highwater - consumer.position(partition)
+                self.metrics.set_consumer_lag(partition.topic, partition.partition, lag)
+
+    def _progressed(self) -> None:
+        self._alive()
+        self.metrics.set_ready(self.ready)
+
+    def _alive(self) -> None:
+        """The loop (or the rebuild before it) is making progress: what /healthz asks."""
+        self.last_progress = time.monotonic()
+        self.metrics.progressed(datetime.now(UTC).timestamp())
+
+    def _close(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+        grace = self.settings.shutdown_grace_seconds
+        consumer.close(autocommit=False)
+        producer.close(timeout=grace / 2)
+        log.info("stopped")
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Rebalance callbacks: wait for the batch in hand to commit before partitions go."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        with self.runner.lock:
+            self.runner.assigned -= set(revoked)
+            for partition in revoked:
+                self.runner.metrics.forget_partition(partition.topic, partition.partition)
+        log.info("partitions_revoked", partitions=[str(p) for p in revoked])
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.runner.assigned |= set(assigned)
+        log.info("partitions_assigned", partitions=[str(p) for p in assigned])
+
+
+def _record_time(record: ConsumerRecord) -> datetime | None:
+    """The Kafka record's timestamp: the event time of a CloudEvent that has no ``time``."""
+    if record.timestamp is None or record.timestamp < 0:
+        return None
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
+
+
+def _read_to_end(
+    consumer: KafkaConsumer, topic: str, alive: Callable[[], None]
+) -> Iterator[changelog.Entry]:
+    """Every changelog record up to the end offsets at start; ``alive()`` after every poll."""
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    end = consumer.end_offsets(partitions)
+    while any(consumer.position(p) < end[p] for p in partitions):
+        batch = consumer.poll(timeout_ms=1000)
+        alive()
+        for records in batch.values():
+            for record in records:
+                yield record.key.decode(), record.value

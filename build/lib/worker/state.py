@@ -1,0 +1,75 @@
+"""Everything the worker knows, in one place the event handlers share."""
+
+from dataclasses import dataclass, field
+
+from rules.policy import Policy
+from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord
+from schemas.lessons import Lesson
+from worker.cmdb import Cmdb
+from worker.deadlines import DeadlineIndex
+
+CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
+SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
+
+
+@dataclass
+class State:
+    policy: Policy
+    cmdb: Cmdb = field(init=False)
+    deadlines: DeadlineIndex = field(default_factory=DeadlineIndex)
+
+    dirty: set[tuple[str, str]] = field(default_factory=set)
+    """(entity kind, id) of non-CI entities changed since the last ``take_dirty``."""
+
+    changes: dict[str, ChangeRecord] = field(default_factory=dict)
+    """Kind ``change``, keyed by change id."""
+    incidents: dict[str, IncidentRecord] = field(default_factory=dict)
+    """Kind ``incident``, keyed by incident id (the CDEvent ``subject.id``)."""
+    lessons: dict[str, Lesson] = field(default_factory=dict)
+    """Kind ``lesson``, keyed by lesson id."""
+    histories: dict[str, CIHistory] = field(default_factory=dict)
+    """Kind ``ci_history``, keyed by CI id: recent changes, deploys and incidents on the CI."""
+    service_outcomes: dict[str, ChangeOutcomes] = field(default_factory=dict)
+    """Kind ``service_outcomes``, keyed by CI id: finished changes that touched it."""
+    team_outcomes: dict[str, ChangeOutcomes] = field(default_factory=dict)
+    """Kind ``team_outcomes``, keyed by owner team."""
+    lesson_keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
+
+    def __post_init__(self) -> None:
+        self.cmdb = Cmdb(self.policy.identification.strong_identifiers)
+
+    def touch(self, kind: str, entity_id: str) -> None:
+        """Mark an entity (a change, lesson, incident...) as changed, for the changelog."""
+        self.dirty.add((kind, entity_id))
+
+    def put_lesson(self, lesson: Lesson) -> None:
+        self.lessons[lesson.id] = lesson
+        self.lesson_keys[(lesson.rule, lesson.subject)] = lesson.id
+        self.touch(LESSON, lesson.id)
+
+    def index_lessons(self) -> None:
+        """Rebuild the (rule, subject) index from ``lessons``, after restoring them."""
+        self.lesson_keys = {
+            (lesson.rule, lesson.subject): id for id, lesson in self.lessons.items()
+        }
+
+    def next_lesson_id(self) -> str:
+        return f"LL-{len(self.lessons) + 1:04d}"
+
+    def history(self, ci_id: str) -> CIHistory:
+        """The CI's history to add to: created empty on first use, marked as changed."""
+        self.touch(HISTORY, ci_id)
+        return self.histories.setdefault(ci_id, CIHistory(ci_id=ci_id))
+
+    def change_outcomes(
+        self, service: str | None = None, team: str | None = None
+    ) -> ChangeOutcomes:
+        """Finished changes that succeeded / failed, for a service (CI id) or an owner team."""
+        table, key = (self.service_outcomes, service) if service else (self.team_outcomes, team)
+        return table.get(key or "", ChangeOutcomes(key=key or ""))
+
+    def take_dirty(self) -> set[tuple[str, str]]:
+        changed = {("ci", ci_id) for ci_id in self.cmdb.take_dirty()} | self.dirty
+        self.dirty = set()
+        return changed
