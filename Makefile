@@ -4,10 +4,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup tools lint schemas examples monitoring constraints bench kafka-up kafka-down clean
+.PHONY: run demo demo-down test setup tools lint schemas examples monitoring constraints bench kafka-up kafka-down clean
 
 run: setup  ## replay examples/events.jsonl (no broker) and print a summary
 	$(BIN)/cmdb-worker replay examples/events.jsonl --out out
+
+demo: setup tools  ## local broker + the sample week produced to it + the worker running (see /api, /metrics)
+	bash deploy/local/demo.sh up
+
+demo-down:  ## stop what `make demo` started and delete its data
+	bash deploy/local/demo.sh down
 
 test: setup tools lint  ## the whole suite: lint, types, layers, unit, Kafka, Prometheus, k8s
 	$(BIN)/pytest
