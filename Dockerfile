@@ -3,7 +3,15 @@
 #   docker build -t cmdb-worker:0.1.0 .
 #   docker run --rm -p 9108:9108 -e CMDB_WORKER_BOOTSTRAP_SERVERS=kafka:9092 cmdb-worker:0.1.0
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base image, pinned by the digest of its multi-platform index so every build starts from the
+# same bytes (a tag moves with every Debian/Python patch). To move to a newer base, with access to
+# Docker Hub:
+#   docker buildx imagetools inspect python:3.11-slim-bookworm --format '{{json .Manifest.Digest}}'
+#   (or: crane digest python:3.11-slim-bookworm; skopeo inspect docker://python:3.11-slim-bookworm)
+# and replace the digest below; keep the tag in front of it for readers. tests/test_packaging.py
+# checks that a digest is there. It was not pullable from the workspace it was written in: verify
+# it once (`docker pull <the line below>`) before relying on it.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 # --- build: wheel of the project, installed with its dependencies into /opt/venv -------------
 FROM ${PYTHON_IMAGE} AS build
@@ -13,12 +21,13 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 # README.md is the project's readme (pyproject); the glob keeps COPY valid while it is absent.
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml README.md* LICENSE constraints.txt ./
 COPY worker ./worker
 COPY schemas ./schemas
 COPY rules ./rules
+# Dependencies at the versions constraints.txt pins (the lock CI tests with).
 RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /dist . \
- && /opt/venv/bin/pip install /dist/cmdb_worker-*.whl \
+ && /opt/venv/bin/pip install -c constraints.txt /dist/cmdb_worker-*.whl \
  && /opt/venv/bin/python -c "import worker, rules, schemas" \
  && /opt/venv/bin/python -m compileall -q /opt/venv
 

@@ -4,21 +4,35 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup tools lint schemas examples monitoring bench kafka-up kafka-down clean
+.PHONY: run demo demo-down test setup tools lint schemas examples monitoring constraints bench kafka-up kafka-down clean
 
 run: setup  ## replay examples/events.jsonl under examples/policy.yaml (no broker), print a summary
 	$(BIN)/cmdb-worker replay examples/events.jsonl --policy examples/policy.yaml --out out
+
+demo: setup tools  ## local broker + the sample week produced to it + the worker running (see /api, /metrics)
+	bash deploy/local/demo.sh up
+
+demo-down:  ## stop what `make demo` started and delete its data
+	bash deploy/local/demo.sh down
 
 test: setup tools lint  ## the whole suite: lint, types, layers, unit, Kafka, Prometheus, k8s
 	$(BIN)/pytest
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Installs the versions pinned in constraints.txt (what CI and the image use).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+constraints: setup  ## re-pin constraints.txt to what the venv resolved (after changing pyproject deps)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --all --exclude-editable \
+	  | grep -v -E '^(setuptools|wheel)=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 tools:  ## Kafka jars (Maven), promtool (Debian package, unpacked), kcat (Debian)
 	bash deploy/local/kafka.sh fetch

@@ -203,7 +203,7 @@ def test_build_info_carries_version(registry: CollectorRegistry, metrics: Metric
 
 
 def test_default_version_comes_from_package_metadata() -> None:
-    """Without an explicit version, build_info carries the installed package's version."""
+    """Without an explicit version, build_info carries the package's one version."""
     registry = CollectorRegistry()
     Metrics(registry)
     exposition = generate_latest(registry).decode()

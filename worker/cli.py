@@ -12,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from rules.policy import PolicyError, load_policy
 from worker import __version__
 from worker.logs import configure_logging, get_logger
+from worker.produce_command import run_produce
 from worker.replay_command import (
     EXIT_ALL_DEAD_LETTERED,
     EXIT_USAGE,
@@ -27,6 +28,7 @@ stale CIs and risky changes, correlates incidents with recent changes and files 
 
   run      consume from Kafka until SIGTERM (settings: CMDB_WORKER_* variables)
   replay   embedded mode: replay JSON-lines event files, no broker needed
+  produce  send JSON-lines event files to the input topics, routed and keyed by the contract
   lessons  the Lessons Register: `lessons export` replays event files and writes it as YAML
 """
 
@@ -63,6 +65,16 @@ node-link graph) and summary.json, and prints a summary table.
 
 {EXIT_STATUS_HELP}"""
 
+
+PRODUCE_HELP = """\
+Send JSON-lines event files (- reads standard input; lines as replay reads them) to the input
+topics of a broker, routed and keyed as the contract says: discovery events to
+cmdb.discovery keyed by CI id, CDEvents to cicd.events keyed by the service's CI id, changes to
+itsm.changes keyed by change id, lesson updates to cmdb.lesson-updates keyed by lesson id. A line
+that does not decode goes to cmdb.discovery unkeyed (the worker dead-letters it). Creates the
+worker's topics first, as run does. The broker, security and topic names come from the same
+CMDB_WORKER_* settings as run (see `cmdb-worker run --help`).
+"""
 
 LESSONS_EXPORT_HELP = f"""\
 Replay JSON-lines event files (as `replay` does, writing nothing else) and write the Lessons
@@ -106,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="output directory (default: out)",
     )
     replay.add_argument("--quiet", action="store_true", help="no summary table on stdout")
+    produce = _command(commands, "produce", "send event files to the input topics", PRODUCE_HELP)
+    produce.add_argument("events", nargs="+", type=Path, metavar="EVENTS.jsonl")
     _lessons_commands(commands)
     return parser
 
@@ -160,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return run_worker(args.log_level)
     configure_logging(args.log_level or "INFO")
+    if args.command == "produce":
+        return produce_events(args.events)
     try:
         policy = load_policy(args.policy)
     except PolicyError as error:
@@ -179,6 +195,14 @@ def run_worker(log_level: str | None = None) -> int:
         return _refuse(error)
     configure_logging(settings.log_level)
     return serve(settings, policy)
+
+
+def produce_events(paths: list[Path]) -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        return _refuse(error)
+    return run_produce(settings, paths)
 
 
 def _refuse(error: Exception) -> int:

@@ -5,7 +5,7 @@ import socket
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import ConfigResource, NewTopic
+from kafka.admin import ConfigResource
 from kafka.errors import TopicAlreadyExistsError
 
 from worker.settings import Settings
@@ -101,7 +101,7 @@ def prepare_topics(settings: Settings) -> list[str]:
         if not (settings.create_topics and missing):
             return []
         replicas = replication_factor(settings, len(admin.describe_cluster()["brokers"]))
-        _create(admin, [_topic(settings, name, replicas) for name in missing])
+        _create(admin, {name: _topic_spec(settings, name, replicas) for name in missing})
         return missing
     finally:
         admin.close()
@@ -139,18 +139,18 @@ def _all_topics(settings: Settings) -> list[str]:
     return [*settings.input_topics, *outputs]
 
 
-def _topic(settings: Settings, name: str, replicas: int) -> NewTopic:
+def _topic_spec(settings: Settings, name: str, replicas: int) -> dict[str, Any]:
     configs = {"min.insync.replicas": str(min_insync_replicas(replicas))}
     if name in (settings.topic_lessons, settings.topic_state):
         configs.update(COMPACTED)
-    return NewTopic(
-        name=name,
-        num_partitions=settings.topic_partitions,
-        replication_factor=replicas,
-        topic_configs=configs,
-    )
+    return {
+        "num_partitions": settings.topic_partitions,
+        "replication_factor": replicas,
+        "configs": configs,
+    }
 
 
-def _create(admin: KafkaAdminClient, topics: list[NewTopic]) -> None:
+def _create(admin: KafkaAdminClient, topics: dict[str, dict[str, Any]]) -> None:
+    """Create ``topics``; wait until every partition has a leader, so producers send at once."""
     with contextlib.suppress(TopicAlreadyExistsError):  # another replica was first
-        admin.create_topics(topics)
+        admin.create_topics(topics, wait_for_metadata=True)

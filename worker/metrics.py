@@ -10,7 +10,6 @@ explicitly (an injected clock), never read here.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib import metadata
 from itertools import product
 from typing import Final, get_args
 
@@ -25,6 +24,7 @@ from prometheus_client import (
 )
 
 from schemas.findings import FindingKind
+from worker import __version__
 
 PREFIX: Final = "cmdb_worker"
 NO_OWNER: Final = "none"
@@ -58,11 +58,8 @@ def criticality_label(criticality: int | None) -> str:
 
 
 def package_version() -> str:
-    """Return the installed cmdb-worker version, or a marker when running from a bare tree."""
-    try:
-        return metadata.version("cmdb-worker")
-    except metadata.PackageNotFoundError:
-        return "0.0.0+unknown"
+    """Return cmdb-worker's version (written once, in ``worker.__version__``)."""
+    return __version__
 
 
 def _gauge(registry: CollectorRegistry, name: str, doc: str, *labels: str) -> Gauge:
