@@ -148,6 +148,7 @@ class Sources(Section):
 
 class Graph(Section):
     blast_radius_depth: PositiveInt = 10
+    blast_radius_limit: PositiveInt = 10_000
 
 
 class Idempotence(Section):

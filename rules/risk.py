@@ -66,11 +66,15 @@ class Scope:
 
 
 def reachable(
-    neighbours: Callable[[CIId], Iterable[CIId]], roots: Iterable[CIId], depth: int
-) -> dict[CIId, int]:
+    neighbours: Callable[[CIId], Iterable[CIId]], roots: Iterable[CIId], depth: int,
+    limit: int | None = None,
+) -> dict[CIId, int]:  # fmt: skip
     """Every CI within ``depth`` hops of ``roots``, with its hop count; each once, roots excluded.
 
     Breadth first, so each CI gets its shortest distance; cycles and diamonds are visited once.
+    With ``limit``, no further ring is explored once ``limit`` CIs are found: the result is then
+    the nearest rings, whole (which CIs a ring holds does not depend on the graph's insertion
+    order, so the answer is the same live and after a rebuild), and at least ``limit`` long.
     """
     seen = set(roots)
     hops: dict[CIId, int] = {}
@@ -80,6 +84,8 @@ def reachable(
         if not frontier:
             break
         hops.update(dict.fromkeys(frontier, distance))
+        if limit is not None and len(hops) >= limit:
+            break
     return hops
 
 
@@ -95,14 +101,17 @@ def _next_ring(
     return found
 
 
-def blast_radius(graph: nx.DiGraph, roots: Iterable[CIId], depth: int) -> dict[CIId, int]:
-    """The CIs that depend on ``roots``, directly or transitively (edges point at dependencies)."""
-    return reachable(graph.pred.__getitem__, roots, depth)
+def blast_radius(
+    graph: nx.DiGraph, roots: Iterable[CIId], depth: int, limit: int | None = None
+) -> dict[CIId, int]:
+    """The CIs that depend on ``roots``, directly or transitively (edges point at dependencies),
+    up to the nearest rings that hold ``limit`` CIs."""
+    return reachable(graph._pred.__getitem__, roots, depth, limit)
 
 
 def upstream(graph: nx.DiGraph, root: CIId, depth: int) -> dict[CIId, int]:
     """What ``root`` depends on, directly or transitively, with hop counts."""
-    return reachable(graph.succ.__getitem__, [root], depth)
+    return reachable(graph._succ.__getitem__, [root], depth)
 
 
 def has_rollback_plan(change: ChangeFields) -> bool:
@@ -186,10 +195,16 @@ def _listed(items: Sequence[str], shown: int = 5) -> str:
 def _large_blast_radius(
     policy: Policy, change: ChangeRequested, scope: Scope, now: datetime
 ) -> Reason | None:
-    count, limit = len(scope.dependents), policy.risk.large_blast_radius
-    if count < limit:
+    count, large = len(scope.dependents), policy.risk.large_blast_radius
+    if count < large:
         return None
-    return _reason(policy, "large_blast_radius", f"{count} dependent CIs (large from {limit})")
+    counted = f"at least {count}" if bounded(policy, scope) else str(count)
+    return _reason(policy, "large_blast_radius", f"{counted} dependent CIs (large from {large})")
+
+
+def bounded(policy: Policy, scope: Scope) -> bool:
+    """Whether counting stopped at the policy's ``graph.blast_radius_limit``."""
+    return len(scope.dependents) >= policy.graph.blast_radius_limit
 
 
 def _stale_ci(
@@ -317,7 +332,8 @@ def assess(
     route = route_for(policy, change, level, any(r.code == "in_freeze_window" for r in reasons))
     return Assessment(
         revision=revision, assessed_at=now, score=score, level=level, route=route,
-        blast_radius=len(scope.dependents), reasons=reasons, cis=scope.cis,
+        blast_radius=len(scope.dependents), blast_radius_bounded=bounded(policy, scope),
+        reasons=reasons, cis=scope.cis,
         unknown_cis=scope.unknown, top_dependents=top_dependents(policy, scope),
         missing_rollback=level in ("high", "critical") and not has_rollback_plan(change),
         preapproved=preapproved(policy, change, level, route),

@@ -37,6 +37,9 @@ class Assessment(BaseModel):
     level: Level
     route: Route
     blast_radius: int
+    blast_radius_bounded: bool = False
+    """True when counting stopped at ``graph.blast_radius_limit``: the radius is at least
+    ``blast_radius`` CIs (the nearest rings, whole)."""
     reasons: list[Reason]
     cis: list[str]
     unknown_cis: list[str] = Field(default_factory=list)

@@ -134,7 +134,9 @@ def test_impact_is_the_blast_radius_nearest_first(feed: Feed, get: Get, engine: 
     """/api/cis/{id}/impact lists every direct and transitive dependent with its hop count."""
     feed(*payments_estate())
     document = get("/api/cis/database/payments-pg@prod/impact").json()
-    assert (document["ci"], document["count"]) == ("database/payments-pg@prod", 2)
+    assert (document["ci"], document["count"], document["bounded"]) == (
+        "database/payments-pg@prod", 2, False
+    )
     assert [(d["id"], d["hops"], d["criticality"]) for d in document["dependents"]] == [
         (PAYMENTS_API, 1, 1), ("service/checkout-web@prod", 2, 1),
     ]  # fmt: skip

@@ -196,6 +196,29 @@ def test_blast_radius_stops_at_the_depth_bound():
     assert radius == {f"c{i}": i for i in range(1, 11)}
 
 
+def test_blast_radius_limit_keeps_the_nearest_rings_whole():
+    """Counting stops after the ring that reaches the limit; that ring is kept whole, the next
+    is not explored, and the same CIs come back whatever order the edges were added in."""
+    edges = [*((f"a{i}", "root") for i in range(3)), *((f"b{i}", f"a{i % 3}") for i in range(6)),
+             *((f"c{i}", f"b{i % 6}") for i in range(12))]  # fmt: skip
+    forwards, backwards = graph(*edges), graph(*reversed(edges))
+    for built in (forwards, backwards):
+        radius = risk.blast_radius(built, [CIId("root")], 10, limit=5)
+        assert radius == {**{f"a{i}": 1 for i in range(3)}, **{f"b{i}": 2 for i in range(6)}}
+    assert len(risk.blast_radius(forwards, [CIId("root")], 10, limit=100)) == 21
+
+
+def test_a_bounded_blast_radius_is_reported_as_at_least():
+    """When counting stops at graph.blast_radius_limit, the assessment says so."""
+    policy = parse_policy({"graph": {"blast_radius_limit": 12}})
+    many = {f"service/s{i}@prod": 1 for i in range(12)}
+    assessment = risk.assess(policy, change(), scope(many), T0, 1)
+    (large,) = [r for r in assessment.reasons if r.code == "large_blast_radius"]
+    assert assessment.blast_radius_bounded and assessment.blast_radius == 12
+    assert large.detail == "at least 12 dependent CIs (large from 10)"
+    assert not risk.assess(POLICY, change(), scope(many), T0, 1).blast_radius_bounded
+
+
 def test_requested_change_is_assessed_with_its_blast_radius(feed):
     """change_assessed carries score, level, route, blast radius, reasons and top dependents."""
     feed(*payments_estate())

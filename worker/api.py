@@ -85,13 +85,17 @@ class Api:
         return document | {"relations": relations, "dependents": dependents}
 
     def impact(self, record: CIRecord) -> dict[str, Any]:
-        """The blast radius of a CI: every CI depending on it, nearest and most critical first."""
-        depth = self.engine.policy.graph.blast_radius_depth
+        """The blast radius of a CI: every CI depending on it, nearest and most critical first
+        (the nearest rings only, ``bounded``, past the policy's ``graph.blast_radius_limit``)."""
+        bounds = self.engine.policy.graph
         graph = self.engine.state.cmdb.graph
-        hops = blast_radius(graph, [record.id], depth)
+        hops = blast_radius(graph, [record.id], bounds.blast_radius_depth, bounds.blast_radius_limit)
         dependents = [_dependent(graph.nodes[ci_id]["ci"], n) for ci_id, n in hops.items()]
         dependents.sort(key=lambda d: (d["hops"], d["criticality"] or 5, d["id"]))
-        return {"ci": record.id, "depth": depth, "count": len(dependents), "dependents": dependents}
+        return {
+            "ci": record.id, "depth": bounds.blast_radius_depth, "count": len(dependents),
+            "bounded": len(dependents) >= bounds.blast_radius_limit, "dependents": dependents,
+        }  # fmt: skip
 
     def stale(self) -> list[dict[str, Any]]:
         """The CIs the staleness deadlines have marked stale (what the stale-CI gauges count)."""

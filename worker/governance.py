@@ -138,7 +138,10 @@ def _scope(
 ) -> risk.Scope:  # fmt: skip
     graph = state.cmdb.graph
     known = [ci_id for ci_id in ids if ci_id in graph]
-    dependents = risk.blast_radius(graph, known, state.policy.graph.blast_radius_depth)
+    bounds = state.policy.graph
+    dependents = risk.blast_radius(
+        graph, known, bounds.blast_radius_depth, bounds.blast_radius_limit
+    )
     records = {ci_id: graph.nodes[ci_id]["ci"] for ci_id in [*known, *dependents]}
     unknown = [ci_id for ci_id in ids if ci_id not in graph]
     return risk.Scope(
