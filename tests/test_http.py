@@ -135,7 +135,9 @@ def test_impact_is_the_blast_radius_nearest_first(feed: Feed, get: Get, engine: 
     feed(*payments_estate())
     document = get("/api/cis/database/payments-pg@prod/impact").json()
     assert (document["ci"], document["count"], document["bounded"]) == (
-        "database/payments-pg@prod", 2, False
+        "database/payments-pg@prod",
+        2,
+        False,
     )
     assert [(d["id"], d["hops"], d["criticality"]) for d in document["dependents"]] == [
         (PAYMENTS_API, 1, 1), ("service/checkout-web@prod", 2, 1),

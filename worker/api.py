@@ -89,7 +89,9 @@ class Api:
         (the nearest rings only, ``bounded``, past the policy's ``graph.blast_radius_limit``)."""
         bounds = self.engine.policy.graph
         graph = self.engine.state.cmdb.graph
-        hops = blast_radius(graph, [record.id], bounds.blast_radius_depth, bounds.blast_radius_limit)
+        hops = blast_radius(
+            graph, [record.id], bounds.blast_radius_depth, bounds.blast_radius_limit
+        )
         dependents = [_dependent(graph.nodes[ci_id]["ci"], n) for ci_id, n in hops.items()]
         dependents.sort(key=lambda d: (d["hops"], d["criticality"] or 5, d["id"]))
         return {
