@@ -24,6 +24,8 @@ class CIRecord:
     identifiers: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
     aliases: set[CIId] = field(default_factory=set)
+    reported: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Attribute -> source -> the value that source last gave (owner, criticality, ...)."""
     seen_by: dict[str, datetime] = field(default_factory=dict)
     first_seen: datetime | None = None
     """The earliest observation time any source reported (None for a placeholder)."""

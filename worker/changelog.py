@@ -96,6 +96,7 @@ def _record_json(record: CIRecord) -> dict[str, Any]:
         "criticality": record.criticality, "business_service": record.business_service,
         "version": record.version, "identifiers": record.identifiers,
         "attributes": record.attributes, "aliases": sorted(record.aliases),
+        "reported": record.reported,
         "seen_by": {source: at.isoformat() for source, at in record.seen_by.items()},
         "first_seen": _iso(record.first_seen), "recounted_from": _iso(record.recounted_from),
         "stale": record.stale, "flags": sorted(record.flags),

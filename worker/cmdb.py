@@ -4,12 +4,14 @@ Edges run from a CI to what it depends on or runs on; an edge's data maps each r
 to the sources that report it and when, so ``relations_complete`` can drop one source's view.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import networkx as nx
 
+from rules import precedence
+from rules.policy import Policy
 from schemas.ci import CIRef, ObservedCI, Relation
 from schemas.ids import CIId
 from schemas.records import CIRecord
@@ -38,9 +40,10 @@ class Retirement:
 class Cmdb:
     """The dependency graph and its indexes; no rule logic, only bookkeeping."""
 
-    def __init__(self, strong_identifiers: Iterable[str]) -> None:
+    def __init__(self, policy: Policy) -> None:
         self.graph: nx.DiGraph = nx.DiGraph()
-        self.strong_identifiers = frozenset(strong_identifiers)
+        self.policy = policy
+        self.strong_identifiers = frozenset(policy.identification.strong_identifiers)
         self.aliases: dict[CIId, CIId] = {}
         self.strong_ids: dict[StrongKey, CIId] = {}
         self.retired: dict[CIId, datetime] = {}
@@ -85,13 +88,23 @@ class Cmdb:
             _update_fields(record, observed)
         self._index_identifiers(record)
         previous = record.seen_by.get(source)
+        if previous is None or at >= previous:
+            _remember_values(record, source, observed)
         if previous is None or at > previous:
             record.seen_by[source] = at
+        self._rank(record)
         record.first_seen = min(at, record.first_seen or at)
         self.by_source.setdefault(source, set()).add(ci_id)
         self.retired.pop(ci_id, None)
         self.dirty.add(ci_id)
         return Observation(ci_id, merged, previous is None or at >= previous)
+
+    def _rank(self, record: CIRecord) -> None:
+        """Set each ranked attribute to the value of the source the policy trusts most."""
+        for attribute in precedence.RANKED_ATTRIBUTES:
+            ranking = self.policy.identification.ranking(attribute)
+            if ranking is not None:
+                setattr(record, attribute, precedence.value_in_force(ranking, record, attribute))
 
     def _identify(self, observed: ObservedCI) -> tuple[CIId, list[CIId]]:
         reported = self.resolve(observed.ci_id)
@@ -141,6 +154,7 @@ class Cmdb:
         gone: CIRecord = self.graph.nodes[duplicate]["ci"]
         target: CIRecord = self.graph.nodes[kept]["ci"]
         _absorb(target, gone)
+        self._rank(target)
         for alias in gone.aliases:
             self.aliases[alias] = kept
         self._move_edges(duplicate, kept)
@@ -251,6 +265,16 @@ def _update_fields(record: CIRecord, observed: ObservedCI) -> None:
     record.attributes.update(observed.attributes)
 
 
+def _remember_values(record: CIRecord, source: str, observed: ObservedCI) -> None:
+    """Keep ``source``'s own value of each ranked attribute; an explicit null retracts it."""
+    for attribute in precedence.RANKED_ATTRIBUTES:
+        value = getattr(observed, attribute)
+        if value is not None:
+            record.reported.setdefault(attribute, {})[source] = value
+        elif attribute in observed.model_fields_set:
+            record.reported.get(attribute, {}).pop(source, None)
+
+
 def _absorb(target: CIRecord, gone: CIRecord) -> None:
     target.aliases |= {gone.id, *gone.aliases}
     firsts = [moment for moment in (target.first_seen, gone.first_seen) if moment]
@@ -260,6 +284,8 @@ def _absorb(target: CIRecord, gone: CIRecord) -> None:
     for name in ("owner", "criticality", "business_service", "version"):
         if getattr(target, name) is None:
             setattr(target, name, getattr(gone, name))
+    for attribute, values in gone.reported.items():
+        target.reported[attribute] = {**values, **target.reported.get(attribute, {})}
     target.identifiers = {**gone.identifiers, **target.identifiers}
     target.attributes = {**gone.attributes, **target.attributes}
 

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from rules import hygiene, staleness
+from rules import hygiene, precedence, staleness
 from schemas.events import CIObserved, CIRetired, InputEvent, ScanCompleted
 from schemas.findings import Finding
 from schemas.ids import CIId
@@ -30,7 +30,23 @@ def on_observed(
     complete = payload.relations_complete and observation.newest_for_source
     dangling = state.cmdb.relate(record.id, event.source, event.time, payload.relations, complete)
     findings += _dangling(state, record.id, dangling, now)
+    findings += _conflicts(state, record, now)
     return findings + refreshed(state, record, event.source, now)
+
+
+def _conflicts(state: State, record: CIRecord, now: datetime) -> list[Finding]:
+    """One ``ci_attribute_conflict`` each time sources start to disagree on an attribute."""
+    findings = []
+    for attribute in precedence.CONFLICTING_ATTRIBUTES:
+        flag, values = f"conflict_{attribute}", precedence.disagreement(record, attribute)
+        if values is None:
+            record.flags.discard(flag)
+        elif flag not in record.flags:
+            record.flags.add(flag)
+            findings.append(
+                precedence.ci_attribute_conflict(state.policy, record, attribute, values, now)
+            )
+    return findings
 
 
 def refreshed(state: State, record: CIRecord, source: str, now: datetime) -> list[Finding]:

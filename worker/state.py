@@ -41,7 +41,7 @@ class State:
     """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
 
     def __post_init__(self) -> None:
-        self.cmdb = Cmdb(self.policy.identification.strong_identifiers)
+        self.cmdb = Cmdb(self.policy)
 
     def touch(self, kind: str, entity_id: str) -> None:
         """Mark an entity (a change, lesson, incident...) as changed, for the changelog."""
