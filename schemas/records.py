@@ -29,6 +29,8 @@ class CIRecord:
     seen_by: dict[str, datetime] = field(default_factory=dict)
     first_seen: datetime | None = None
     """The earliest observation time any source reported (None for a placeholder)."""
+    referenced_at: datetime | None = None
+    """When a relation first named this CI before any source observed it (a placeholder)."""
     recounted_from: datetime | None = None
     """When a silent source that vouched for the CI recovered: staleness counts from then."""
     stale: bool = False

@@ -72,7 +72,7 @@ def test_rebuilt_engine_keeps_judging_staleness():
     rebuilt = Engine(load_policy())
     changelog.rebuild(rebuilt, changelog.changed_entries(engine))
     findings = [f for beat in heartbeats(at(days=2)) for f in apply(rebuilt, beat)]
-    assert [f.kind for f in findings] == ["ci_stale"]
+    assert [f.kind for f in findings] == ["ci_phantom", "ci_stale"]  # database/x never observed
 
 
 def test_merged_away_ci_leaves_a_tombstone():

@@ -60,14 +60,14 @@ def test_every_output_file_is_written(tmp_path):
     code, out = run(tmp_path, str(write_lines(tmp_path / "e.jsonl", lines)))
     assert code == 0
     findings = read_jsonl(out / "findings.jsonl")
-    assert {f["data"]["kind"] for f in findings} == {"ci_no_owner", "ci_stale"}
+    assert {f["data"]["kind"] for f in findings} == {"ci_no_owner", "ci_stale", "ci_phantom"}
     assert all(
         f["specversion"] == "1.0" and f["type"] == f"cmdb.finding.{f['data']['kind']}"
         for f in findings
     )
     assert "lessons_register" in yaml.safe_load((out / "lessons.yaml").read_text())
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["findings"] == {"ci_no_owner": 1, "ci_stale": 1}
+    assert summary["findings"] == {"ci_no_owner": 1, "ci_phantom": 1, "ci_stale": 1}
     assert summary["cis"] == 2 and summary["relations"] == 1
 
 

@@ -99,6 +99,7 @@ def _record_json(record: CIRecord) -> dict[str, Any]:
         "reported": record.reported,
         "seen_by": {source: at.isoformat() for source, at in record.seen_by.items()},
         "first_seen": _iso(record.first_seen), "recounted_from": _iso(record.recounted_from),
+        "referenced_at": _iso(record.referenced_at),
         "stale": record.stale, "flags": sorted(record.flags),
     }  # fmt: skip
 
@@ -163,7 +164,7 @@ def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-TIMED_FIELDS = ("first_seen", "recounted_from")
+TIMED_FIELDS = ("first_seen", "recounted_from", "referenced_at")
 
 
 def _record_from_json(raw: dict[str, Any]) -> CIRecord:
@@ -171,6 +172,7 @@ def _record_from_json(raw: dict[str, Any]) -> CIRecord:
         **{k: v for k, v in raw.items() if k not in ("aliases", "seen_by", "flags", *TIMED_FIELDS)},
         first_seen=_moment(raw["first_seen"]),
         recounted_from=_moment(raw.get("recounted_from")),
+        referenced_at=_moment(raw.get("referenced_at")),
         aliases={CIId(alias) for alias in raw["aliases"]},
         seen_by={source: datetime.fromisoformat(at) for source, at in raw["seen_by"].items()},
         flags=set(raw["flags"]),

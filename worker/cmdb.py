@@ -188,17 +188,20 @@ class Cmdb:
     def relate(
         self, ci_id: CIId, source: str, at: datetime, relations: list[Relation], complete: bool
     ) -> list[tuple[CIId, str]]:
-        """Add ``source``'s relations from ``ci_id``; returns those whose target is retired."""
+        """Add ``source``'s relations from ``ci_id``; returns those whose target is retired (a
+        relation never brings a retired CI back; only its own observation does)."""
         dangling: list[tuple[CIId, str]] = []
         wanted: set[tuple[CIId, str]] = set()
         for relation in relations:
             target = self.resolve(relation.target.ci_id)
-            if self.is_retired(target, at):
+            if target in self.retired:
                 dangling.append((target, relation.type))
                 continue
             if target == ci_id:
                 continue
-            self._record_for(target, relation.target)
+            placeholder = self._record_for(target, relation.target)
+            if placeholder.first_seen is None:
+                placeholder.referenced_at = min(at, placeholder.referenced_at or at)
             self._edge(ci_id, target).setdefault(relation.type, {})[source] = at
             wanted.add((target, relation.type))
         if complete:

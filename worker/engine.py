@@ -48,6 +48,7 @@ HANDLERS: dict[type, Handler] = {
 DEADLINE_HANDLERS: dict[str, DeadlineHandler] = {
     discovery.STALE: lessons.on_stale,
     discovery.ORPHAN: discovery.on_deadline,
+    discovery.PHANTOM: discovery.on_deadline,
     lessons.STALE_TOO_LONG: lessons.on_stale_too_long,
     lessons.LESSON_DUE: lessons.on_due,
     sources.SOURCE_SILENT: sources.on_silence,
