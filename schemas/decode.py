@@ -26,6 +26,7 @@ from schemas.events import (
     LessonUpdated,
     Payload,
     ScanCompleted,
+    SuppressionSet,
 )
 
 Headers = Mapping[str, bytes] | Iterable[tuple[str, bytes]]
@@ -37,6 +38,7 @@ CLOUDEVENT_PAYLOADS: dict[str, type[Payload]] = {
     "itsm.change.requested": ChangeRequested,
     "itsm.change.updated": ChangeUpdated,
     "cmdb.lesson.updated": LessonUpdated,
+    "cmdb.suppression.set": SuppressionSet,
 }
 CDEVENTS_PREFIX = "dev.cdevents."
 BINARY_ATTRIBUTES = ("specversion", "id", "source", "type", "time")

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.findings import Finding
 from schemas.ids import CIId
 
 
@@ -56,3 +57,14 @@ class SourceHealth(BaseModel):
     source: str
     last_report: datetime
     silent: bool = False
+
+
+class Suppression(BaseModel):
+    """The findings held back about one subject: kind -> until when, and the last one held."""
+
+    subject: str
+    until: dict[str, datetime] = {}
+    held: dict[str, Finding] = {}
+    """Per kind, the latest finding held back: reported at expiry if its condition still holds."""
+    reason: str | None = None
+    by: str | None = None

@@ -232,4 +232,4 @@ def test_only_cmdb_worker_metrics_are_exported(
     """The registry holds the worker's metrics only (no process or platform collectors)."""
     names = {m.name for m in registry.collect()}
     assert names and all(name.startswith("cmdb_worker_") for name in names)
-    assert len(names) == 21
+    assert len(names) == 22

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord
 from schemas.ids import CIId
 from schemas.lessons import Lesson
-from schemas.records import CIRecord, SourceHealth
-from worker import lessons, sources
+from schemas.records import CIRecord, SourceHealth, Suppression
+from worker import lessons, sources, suppressions
 from worker.cmdb import Cmdb, EdgeData
 from worker.engine import Engine
 from worker.identities import IdentityBatch
@@ -28,6 +28,7 @@ from worker.state import (
     LESSON,
     SERVICE_OUTCOMES,
     SOURCE,
+    SUPPRESSION,
     TEAM_OUTCOMES,
     State,
 )
@@ -42,6 +43,7 @@ MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     SERVICE_OUTCOMES: ("service_outcomes", ChangeOutcomes),
     TEAM_OUTCOMES: ("team_outcomes", ChangeOutcomes),
     SOURCE: ("sources", SourceHealth),
+    SUPPRESSION: ("suppressions", Suppression),
 }
 """Entity kinds kept as pydantic models in a ``State`` dict: kind -> (attribute, model)."""
 
@@ -154,6 +156,8 @@ def _restore_models(state: State, latest: dict[str, bytes]) -> None:
         lessons.schedule_due(state, lesson)
     for health in state.sources.values():
         sources.schedule_silence(state, health)
+    for held in state.suppressions.values():
+        suppressions.schedule_ends(state, held)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -9,7 +9,7 @@ explicitly (an injected clock), never read here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from itertools import product
 from typing import Final, get_args
@@ -79,6 +79,9 @@ class Metrics:
             r, "oldest_stale_age_seconds", "Since the oldest stale CI was last seen; 0 if none."
         )
         self.findings: Final = _counter(r, "findings", "Findings emitted.", "kind")
+        self.findings_suppressed: Final = _counter(
+            r, "findings_suppressed", "Findings held back by a suppression in force.", "kind"
+        )
         self.cis_unverified: Final = _gauge(
             r, "cis_unverified", "CIs past their max age while every discovery source vouching "
             "for them is silent, by the source that saw them last.", "source",
@@ -130,6 +133,7 @@ class Metrics:
     def _zero_known_series(self) -> None:
         for kind in FINDING_KINDS:
             self.findings.labels(kind=kind)
+            self.findings_suppressed.labels(kind=kind)
         for level, route in product(CHANGE_LEVELS, CHANGE_ROUTES):
             self.changes_assessed.labels(level=level, route=route)
         for impact in LESSON_IMPACTS:
@@ -177,6 +181,11 @@ class Metrics:
     def finding(self, kind: str) -> None:
         """Count one emitted finding of a kind."""
         self.findings.labels(kind=kind).inc()
+
+    def findings_held_back(self, kinds: Mapping[str, int]) -> None:
+        """Count findings a suppression held back, by kind."""
+        for kind, count in kinds.items():
+            self.findings_suppressed.labels(kind=kind).inc(count)
 
     def change_assessed(self, level: str, route: str) -> None:
         """Count one change assessment by risk level and route."""

@@ -5,12 +5,12 @@ from dataclasses import dataclass, field
 from rules.policy import Policy
 from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord
 from schemas.lessons import Lesson
-from schemas.records import CIRecord, SourceHealth
+from schemas.records import CIRecord, SourceHealth, Suppression
 from worker.cmdb import Cmdb
 from worker.deadlines import DeadlineIndex
 
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
-SOURCE = "source"
+SOURCE, SUPPRESSION = "source", "suppression"
 SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
 
 
@@ -37,6 +37,8 @@ class State:
     """Kind ``team_outcomes``, keyed by owner team."""
     sources: dict[str, SourceHealth] = field(default_factory=dict)
     """Kind ``source``, keyed by discovery source: every source that sent an observation or scan."""
+    suppressions: dict[str, Suppression] = field(default_factory=dict)
+    """Kind ``suppression``, keyed by subject: findings held back until a time."""
     lesson_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
 
