@@ -70,7 +70,13 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry, *, version: str | None = None) -> None:
         r = registry
-        self.cis: Final = _gauge(r, "cis", "CIs in the CMDB.", "type", "environment")
+        self.cis: Final = _gauge(
+            r, "cis", "CIs in the CMDB.", "type", "environment", "owner_team"
+        )
+        self.hygiene_issues: Final = _gauge(
+            r, "hygiene_issues", "CIs with an open hygiene finding (no_owner, orphan, phantom).",
+            "issue", "owner_team",
+        )  # fmt: skip
         self.stale_cis: Final = _gauge(
             r, "stale_cis", "CIs past their max age.",
             "type", "environment", "owner_team", "criticality",
@@ -103,8 +109,12 @@ class Metrics:
         self.change_outcomes: Final = _counter(
             r, "change_outcomes", "Finished changes by outcome.", "team", "outcome"
         )
-        self.lessons_open: Final = _gauge(r, "lessons_open", "Lessons not Done.", "impact")
-        self.lessons_overdue: Final = _gauge(r, "lessons_overdue", "Lessons past due.")
+        self.lessons_open: Final = _gauge(
+            r, "lessons_open", "Lessons not Done.", "impact", "owner_team"
+        )
+        self.lessons_overdue: Final = _gauge(
+            r, "lessons_overdue", "Lessons past due.", "owner_team"
+        )
         self.events_consumed: Final = _counter(
             r, "events_consumed", "Events consumed.", "topic", "type"
         )
@@ -137,16 +147,23 @@ class Metrics:
         for level, route in product(CHANGE_LEVELS, CHANGE_ROUTES):
             self.changes_assessed.labels(level=level, route=route)
         for impact in LESSON_IMPACTS:
-            self.lessons_open.labels(impact=impact)
+            self.lessons_open.labels(impact=impact, owner_team=NO_OWNER)
+        self.lessons_overdue.labels(owner_team=NO_OWNER)
 
     def declare_environments(self, environments: Iterable[str]) -> None:
         """Create the per-environment deploy series at 0 so their first increment is seen."""
         for environment in environments:
             self.unauthorized_deploys.labels(environment=environment)
 
-    def set_cis(self, ci_type: str, environment: str, count: int) -> None:
-        """Set how many CIs of a type live in an environment."""
-        self.cis.labels(type=ci_type, environment=environment).set(count)
+    def set_cis(self, ci_type: str, environment: str, owner: str | None, count: int) -> None:
+        """Set how many CIs of a type, owned by a team, live in an environment."""
+        self.cis.labels(type=ci_type, environment=environment, owner_team=owner_label(owner)).set(
+            count
+        )
+
+    def set_hygiene_issues(self, issue: str, owner: str | None, count: int) -> None:
+        """Set how many CIs of an owner team have a hygiene issue (no_owner, orphan, phantom)."""
+        self.hygiene_issues.labels(issue=issue, owner_team=owner_label(owner)).set(count)
 
     def set_stale_cis(
         self,
@@ -200,13 +217,13 @@ class Metrics:
         outcome = "success" if succeeded else "failure"
         self.change_outcomes.labels(team=owner_label(team), outcome=outcome).inc(count)
 
-    def set_lessons_open(self, impact: str, count: int) -> None:
-        """Set how many lessons of an impact are open."""
-        self.lessons_open.labels(impact=impact).set(count)
+    def set_lessons_open(self, impact: str, owner: str | None, count: int) -> None:
+        """Set how many lessons of an impact are open for an owner."""
+        self.lessons_open.labels(impact=impact, owner_team=owner_label(owner)).set(count)
 
-    def set_lessons_overdue(self, count: int) -> None:
-        """Set how many lessons are past their due date."""
-        self.lessons_overdue.set(count)
+    def set_lessons_overdue(self, owner: str | None, count: int) -> None:
+        """Set how many lessons of an owner are past their due date."""
+        self.lessons_overdue.labels(owner_team=owner_label(owner)).set(count)
 
     def event_consumed(self, topic: str, event_type: str) -> None:
         """Count one event read from a topic, by its (bounded) type."""
