@@ -55,7 +55,8 @@ def _us_service(name: str, at: datetime, n: str) -> Event:
 
 
 def spreadsheet_import() -> Event:
-    ci = ref("service", "payments-api", "prod") | {"owner": "team-payments-legacy", "criticality": 4}
+    stale_facts = {"owner": "team-payments-legacy", "criticality": 4}
+    ci = ref("service", "payments-api", "prod") | stale_facts
     at = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
     return cloudevent("sheet-2026-11-18-001", SPREADSHEET, "cmdb.ci.observed", at, {"ci": ci})
 
