@@ -8,6 +8,7 @@ import pytest
 
 from rules.policy import parse_policy
 from tests.events import at, observed
+from tests.governance_helpers import deploy
 from tests.restarts import Run, of_kind
 
 TOP, MIDDLE, LOW, SHEET = "/discovery/top", "/discovery/middle", "/discovery/low", "/import/sheet"
@@ -85,3 +86,12 @@ def test_sources_disagreeing_on_owner_and_criticality_are_findings(run: Run):
     run.feed(report(SHEET, 3, owner="team-payments", criticality=1))
     renewed = run.feed(report(SHEET, 4, owner="team-x", criticality=1))
     assert [f.details()["attribute"] for f in of_kind(renewed, KIND)] == ["owner"]
+
+
+def test_a_deploy_without_an_owner_retracts_nothing(run: Run):
+    """A pipeline that once sent an owner keeps it when a later deploy carries none: only a
+    discovery report with the attribute set to null is a retraction."""
+    run.feed(deploy("api", id="d1", time=at(hours=0), change_id=None, owner="team-p"))
+    run.restart()
+    run.feed(deploy("api", id="d2", time=at(hours=1), change_id=None))
+    assert owner(run) == "team-p"

@@ -75,9 +75,13 @@ class Cmdb:
         retired_at = self.retired.get(self.resolve(ci_id))
         return retired_at is not None and at <= retired_at
 
-    def observe(self, source: str, at: datetime, observed: ObservedCI) -> Observation | None:
+    def observe(
+        self, source: str, at: datetime, observed: ObservedCI, retracts: bool = True
+    ) -> Observation | None:
         """Record that ``source`` saw ``observed`` at ``at``, merging strong-identifier twins.
 
+        ``retracts``: an attribute sent as null withdraws this source's value of it (a discovery
+        report does; a deploy without the attribute merely does not say).
         Returns None when the CI was retired at or after ``at`` (a late, stale observation).
         """
         if self.is_retired(observed.ci_id, at):
@@ -89,7 +93,7 @@ class Cmdb:
         self._index_identifiers(record)
         previous = record.seen_by.get(source)
         if previous is None or at >= previous:
-            _remember_values(record, source, observed)
+            _remember_values(record, source, observed, retracts)
         if previous is None or at > previous:
             record.seen_by[source] = at
         self._rank(record)
@@ -268,13 +272,15 @@ def _update_fields(record: CIRecord, observed: ObservedCI) -> None:
     record.attributes.update(observed.attributes)
 
 
-def _remember_values(record: CIRecord, source: str, observed: ObservedCI) -> None:
+def _remember_values(
+    record: CIRecord, source: str, observed: ObservedCI, retracts: bool
+) -> None:
     """Keep ``source``'s own value of each ranked attribute; an explicit null retracts it."""
     for attribute in precedence.RANKED_ATTRIBUTES:
         value = getattr(observed, attribute)
         if value is not None:
             record.reported.setdefault(attribute, {})[source] = value
-        elif attribute in observed.model_fields_set:
+        elif retracts and attribute in observed.model_fields_set:
             record.reported.get(attribute, {}).pop(source, None)
 
 

@@ -10,6 +10,7 @@ from schemas.ids import CIId
 from schemas.records import CIRecord
 from worker.state import State
 
+DISCOVERY_REPORT = "cmdb.ci.observed"
 STALE = "stale"
 ORPHAN = "orphan"
 PHANTOM = "phantom"
@@ -20,7 +21,8 @@ UNVERIFIED = "unverified"
 def on_observed(
     state: State, event: InputEvent, payload: CIObserved, now: datetime
 ) -> list[Finding]:
-    observation = state.cmdb.observe(event.source, event.time, payload.ci)
+    retracts = event.type == DISCOVERY_REPORT  # a deploy's missing customData is no retraction
+    observation = state.cmdb.observe(event.source, event.time, payload.ci, retracts)
     if observation is None:
         return []
     record = state.cmdb.get(observation.ci_id)
