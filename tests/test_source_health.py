@@ -121,3 +121,16 @@ def test_deploys_are_sightings_not_sources(run: Run):
     later = run.keep_alive(at(days=2), EU)
     assert PIPELINE not in run.engine.state.sources
     assert [f.subject for f in of_kind(later, "ci_stale")] == ["service/orders@prod"]
+
+
+def test_a_recovered_source_can_fall_silent_again(run: Run):
+    """After recovering, a source that stops again is silent again: a second source_silent, and
+    its lesson counts a second occurrence."""
+    run.feed(*estate())
+    run.keep_alive(at(days=1), EU)
+    run.feed(*estate(time=at(days=1)))
+    run.restart()
+    again = run.keep_alive(at(days=2), EU, since=at(days=1))
+    assert [f.subject for f in of_kind(again, "source_silent")] == [US]
+    (lesson,) = [lesson for lesson in lessons_of(run) if lesson.rule == "source_silent"]
+    assert lesson.occurrences == 2

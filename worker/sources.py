@@ -38,14 +38,17 @@ def reported(state: State, source: str, at: datetime, now: datetime) -> list[Fin
     if health is not None and at <= health.last_report:
         return []
     findings = on_silence(state, source, SOURCE_SILENT, now) if health else []
-    health = health or SourceHealth(source=source, last_report=at)
+    return findings + _report(state, health or SourceHealth(source=source, last_report=at), at, now)
+
+
+def _report(state: State, health: SourceHealth, at: datetime, now: datetime) -> list[Finding]:
     silent_since = rules.silent_after(state.policy, health)
     health.last_report = at
-    state.sources[source] = health
-    state.touch(SOURCE, source)
+    state.sources[health.source] = health
+    state.touch(SOURCE, health.source)
+    recovers = health.silent and not rules.is_silent(state.policy, health, now)
+    findings = _recovered(state, health, silent_since, now) if recovers else []
     schedule_silence(state, health)
-    if health.silent and not rules.is_silent(state.policy, health, now):
-        findings += _recovered(state, health, silent_since, now)
     return findings
 
 
