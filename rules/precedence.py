@@ -17,6 +17,8 @@ from schemas.records import CIRecord
 
 RANKED_ATTRIBUTES = ("owner", "criticality", "business_service")
 """Attributes whose value each source gives is kept per source."""
+ATTRIBUTE = "attributes."
+"""Prefix of an ``attributes`` entry's per-source values, kept only when ``*`` is ranked."""
 CONFLICTING_ATTRIBUTES = ("owner", "criticality")
 """Attributes on which sources disagreeing is a finding."""
 

@@ -95,3 +95,15 @@ def test_a_deploy_without_an_owner_retracts_nothing(run: Run):
     run.restart()
     run.feed(deploy("api", id="d2", time=at(hours=1), change_id=None))
     assert owner(run) == "team-p"
+
+
+def test_any_other_attribute_follows_the_star_ranking(run: Run):
+    """With ``*`` ranked top > middle, an ``attributes`` entry from middle does not overwrite
+    top's, and falls back to it when top sends the entry as null."""
+    run.feed(report(MIDDLE, 0, attributes={"replicas": 2}))
+    run.feed(report(TOP, 1, attributes={"replicas": 6}))
+    run.feed(report(MIDDLE, 2, attributes={"replicas": 3, "zone": "b"}))
+    run.restart()
+    assert run.engine.state.cmdb.get(API).attributes == {"replicas": 6, "zone": "b"}
+    run.feed(report(TOP, 3, attributes={"replicas": None}))
+    assert run.engine.state.cmdb.get(API).attributes == {"replicas": 3, "zone": "b"}

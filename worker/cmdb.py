@@ -7,6 +7,7 @@ to the sources that report it and when, so ``relations_complete`` can drop one s
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import networkx as nx
 
@@ -17,6 +18,7 @@ from schemas.ids import CIId
 from schemas.records import CIRecord
 
 EdgeData = dict[str, dict[str, datetime]]
+ANY = "*"
 StrongKey = tuple[str, str, str]
 
 
@@ -93,7 +95,7 @@ class Cmdb:
         self._index_identifiers(record)
         previous = record.seen_by.get(source)
         if previous is None or at >= previous:
-            _remember_values(record, source, observed, retracts)
+            _remember_values(record, source, self._ranked_given(observed), retracts)
         if previous is None or at > previous:
             record.seen_by[source] = at
         self._rank(record)
@@ -103,12 +105,26 @@ class Cmdb:
         self.dirty.add(ci_id)
         return Observation(ci_id, merged, previous is None or at >= previous)
 
+    def _ranked_given(self, observed: ObservedCI) -> dict[str, Any]:
+        """What the observation says of each attribute whose value is kept per source: the
+        ranked fields it carries (null included), and its ``attributes`` if ``*`` is ranked."""
+        given = {
+            name: getattr(observed, name) for name in precedence.RANKED_ATTRIBUTES
+            if name in observed.model_fields_set or getattr(observed, name) is not None
+        }  # fmt: skip
+        if ANY in self.policy.identification.precedence:
+            given |= {precedence.ATTRIBUTE + key: v for key, v in observed.attributes.items()}
+        return given
+
     def _rank(self, record: CIRecord) -> None:
         """Set each ranked attribute to the value of the source the policy trusts most."""
         for attribute in precedence.RANKED_ATTRIBUTES:
             ranking = self.policy.identification.ranking(attribute)
             if ranking is not None:
                 setattr(record, attribute, precedence.value_in_force(ranking, record, attribute))
+        any_ranking = self.policy.identification.precedence.get(ANY)
+        if any_ranking is not None:
+            _rank_attributes(record, any_ranking)
 
     def _identify(self, observed: ObservedCI) -> tuple[CIId, list[CIId]]:
         reported = self.resolve(observed.ci_id)
@@ -273,15 +289,25 @@ def _update_fields(record: CIRecord, observed: ObservedCI) -> None:
 
 
 def _remember_values(
-    record: CIRecord, source: str, observed: ObservedCI, retracts: bool
+    record: CIRecord, source: str, given: dict[str, Any], retracts: bool
 ) -> None:
     """Keep ``source``'s own value of each ranked attribute; an explicit null retracts it."""
-    for attribute in precedence.RANKED_ATTRIBUTES:
-        value = getattr(observed, attribute)
+    for attribute, value in given.items():
         if value is not None:
             record.reported.setdefault(attribute, {})[source] = value
-        elif retracts and attribute in observed.model_fields_set:
+        elif retracts:
             record.reported.get(attribute, {}).pop(source, None)
+
+
+def _rank_attributes(record: CIRecord, ranking: list[str]) -> None:
+    """Each entry of ``attributes`` takes its most trusted source's value (gone if none)."""
+    for kept in [name for name in record.reported if name.startswith(precedence.ATTRIBUTE)]:
+        value = precedence.value_in_force(ranking, record, kept)
+        key = kept.removeprefix(precedence.ATTRIBUTE)
+        if value is None:
+            record.attributes.pop(key, None)
+        else:
+            record.attributes[key] = value
 
 
 def _absorb(target: CIRecord, gone: CIRecord) -> None:
