@@ -39,11 +39,16 @@ def on_observed(
     return findings + refreshed(state, record, event.source, now)
 
 
+def conflict_flag(attribute: str) -> str:
+    """The CI flag raised while its sources disagree on ``attribute``."""
+    return f"conflict_{attribute}"
+
+
 def _conflicts(state: State, record: CIRecord, now: datetime) -> list[Finding]:
     """One ``ci_attribute_conflict`` each time sources start to disagree on an attribute."""
     findings = []
     for attribute in precedence.CONFLICTING_ATTRIBUTES:
-        flag, values = f"conflict_{attribute}", precedence.disagreement(record, attribute)
+        flag, values = conflict_flag(attribute), precedence.disagreement(record, attribute)
         if values is None:
             record.flags.discard(flag)
         elif flag not in record.flags:

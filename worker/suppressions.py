@@ -97,7 +97,7 @@ def _still_silent(state: State, finding: Finding) -> bool:
 
 
 def _still_conflicting(state: State, finding: Finding) -> bool:
-    return _flagged(f"conflict_{finding.details()['attribute']}")(state, finding)
+    return _flagged(discovery.conflict_flag(finding.details()["attribute"]))(state, finding)
 
 
 STILL_TRUE: dict[str, StillTrue] = {
