@@ -15,7 +15,7 @@ STALE = "stale"
 ORPHAN = "orphan"
 PHANTOM = "phantom"
 UNVERIFIED = "unverified"
-"""A flag: the CI passed its max age while every discovery source vouching for it was silent."""
+"""A flag: every discovery source vouching for the CI is silent, so it is not judged stale."""
 
 
 def on_observed(
@@ -62,7 +62,7 @@ def _conflicts(state: State, record: CIRecord, now: datetime) -> list[Finding]:
 def refreshed(state: State, record: CIRecord, source: str, now: datetime) -> list[Finding]:
     """Re-judge a CI that a source just reported: staleness, owner and orphan checks."""
     findings: list[Finding] = []
-    record.flags -= {UNVERIFIED, PHANTOM}
+    record.flags.discard(PHANTOM)
     if record.stale and not staleness.is_stale(state.policy, record, now):
         record.stale = False
         findings.append(staleness.ci_stale_resolved(record, now, source))

@@ -89,7 +89,7 @@ class Metrics:
             r, "findings_suppressed", "Findings held back by a suppression in force.", "kind"
         )
         self.cis_unverified: Final = _gauge(
-            r, "cis_unverified", "CIs past their max age while every discovery source vouching "
+            r, "cis_unverified", "CIs not judged stale because every discovery source vouching "
             "for them is silent, by the source that saw them last.", "source",
         )  # fmt: skip
         self.source_last_report_timestamp_seconds: Final = _gauge(
