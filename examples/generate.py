@@ -200,10 +200,12 @@ BAD_LINES = [
 
 def all_events() -> list[Event]:
     from examples.governance_events import governance_events
+    from examples.hygiene_events import hygiene_events
 
     rng = random.Random(20261116)
     events = [*service_sightings(rng), *host_scans(rng), *cloud_inventory(rng), retirement()]
     events += governance_events()
+    events += hygiene_events()
     return sorted(events, key=_event_time)
 
 

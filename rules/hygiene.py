@@ -59,23 +59,37 @@ def ci_duplicate_merged(
 
 
 def relation_dangling(
-    pointing: CIId, target: CIId, relation_types: list[str], now: datetime, retired_at: datetime
-) -> Finding:
+    pointing: CIId, target: CIId, relation_types: list[str], now: datetime, retired_at: datetime,
+    reported_at: datetime | None = None,
+) -> Finding:  # fmt: skip
+    """``reported_at``: when a source named the retired target again (each report is raised)."""
+    again = f", reported again at {reported_at.isoformat()}" if reported_at else ""
     reason = Reason(
         code="target_retired",
         detail=f"{pointing} {'/'.join(relation_types)} {target}, "
-        f"which was retired at {retired_at.isoformat()}",
+        f"which was retired at {retired_at.isoformat()}{again}",
     )
     return make_finding(
-        "relation_dangling",
-        pointing,
-        "warning",
-        now,
-        f"{target}@{retired_at.isoformat()}",
-        [reason],
-        target=target,
-        relation_types=relation_types,
+        "relation_dangling", pointing, "warning", now,
+        f"{target}@{retired_at.isoformat()}{again}", [reason],
+        target=target, relation_types=relation_types, reported_at=reported_at,
+    )  # fmt: skip
+
+
+def ci_phantom(
+    policy: Policy, record: CIRecord, referenced_by: list[CIId], now: datetime
+) -> Finding:
+    since = record.referenced_at.isoformat() if record.referenced_at else ""
+    reason = Reason(
+        code="never_observed",
+        detail=f"{record.id} exists only as the target of relations (from "
+        f"{', '.join(referenced_by) or 'no CI any more'}) since {since}; no source has observed "
+        f"it itself within {policy.hygiene.phantom_grace}",
     )
+    return make_finding(
+        "ci_phantom", record.id, "warning", now, since, [reason],
+        referenced_by=referenced_by, referenced_since=record.referenced_at,
+    )  # fmt: skip
 
 
 def ci_missing_from_scan(

@@ -33,6 +33,7 @@ from schemas.events import (
     LessonUpdated,
     Payload,
     ScanCompleted,
+    SuppressionSet,
 )
 
 Headers = Mapping[str, bytes] | Iterable[tuple[str, bytes]]
@@ -44,6 +45,7 @@ CLOUDEVENT_PAYLOADS: dict[str, type[Payload]] = {
     "itsm.change.requested": ChangeRequested,
     "itsm.change.updated": ChangeUpdated,
     "cmdb.lesson.updated": LessonUpdated,
+    "cmdb.suppression.set": SuppressionSet,
 }
 CDEVENTS_PREFIX = "dev.cdevents."
 SPEC_VERSION = "1.0"

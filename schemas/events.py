@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.ci import CIRef, NonBlank, ObservedCI, Relation
 from schemas.envelope import Timestamp
+from schemas.findings import FindingKind
 from schemas.ids import EventIdentity
 
 ChangeType = Literal["standard", "normal", "emergency"]
@@ -109,6 +110,17 @@ class LessonUpdated(Payload):
     due: date | None = None
 
 
+class SuppressionSet(Payload):
+    """``cmdb.suppression.set``: hold back findings of ``kinds`` about ``subject`` until then."""
+
+    subject: NonBlank
+    """A CI id, change id or discovery source, as findings name their subject."""
+    kinds: Annotated[list[FindingKind], Field(min_length=1)]
+    until: Timestamp
+    reason: str | None = None
+    by: str | None = None
+
+
 class Deploy(Payload):
     """A CDEvent ``service.deployed/upgraded/rolledback/removed``, reduced to what governs it."""
 
@@ -143,6 +155,7 @@ EventPayload = (
     | ChangeRequested
     | ChangeUpdated
     | LessonUpdated
+    | SuppressionSet
     | Deploy
     | Incident
     | Ignored

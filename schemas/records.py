@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.findings import Finding
 from schemas.ids import CIId
 
 
@@ -24,9 +25,13 @@ class CIRecord:
     identifiers: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
     aliases: set[CIId] = field(default_factory=set)
+    reported: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Attribute -> source -> the value that source last gave (owner, criticality, ...)."""
     seen_by: dict[str, datetime] = field(default_factory=dict)
     first_seen: datetime | None = None
     """The earliest observation time any source reported (None for a placeholder)."""
+    referenced_at: datetime | None = None
+    """When a relation first named this CI before any source observed it (a placeholder)."""
     recounted_from: datetime | None = None
     """When a silent source that vouched for the CI recovered: staleness counts from then."""
     stale: bool = False
@@ -52,3 +57,14 @@ class SourceHealth(BaseModel):
     source: str
     last_report: datetime
     silent: bool = False
+
+
+class Suppression(BaseModel):
+    """The findings held back about one subject: kind -> until when, and the last one held."""
+
+    subject: str
+    until: dict[str, datetime] = {}
+    held: dict[str, Finding] = {}
+    """Per kind, the latest finding held back: reported at expiry if its condition still holds."""
+    reason: str | None = None
+    by: str | None = None

@@ -223,7 +223,8 @@ def test_dashboard_filters_every_query_by_job_and_instance_variables() -> None:
     for name in ("job", "instance"):
         assert variables[name]["type"] == "query"
         assert variables[name]["datasource"]["uid"] == "${DS_PROMETHEUS}"
-    series = r"\b(?:up|cmdb_worker_[a-z0-9_]+)(\{[^}]*\})?"
+    # raw series and recording rules over them (``owner_team:cmdb_worker_cis:fresh_ratio``)
+    series = r"(?<![\w:])(?:up|cmdb_worker_[a-z0-9_]+|[a-z_]+:cmdb_worker_[a-z0-9_:]+)(\{[^}]*\})?"
     selectors = [found for expr in dashboard_exprs() for found in re.findall(series, expr)]
     assert selectors and all(
         s.startswith('{job=~"$job", instance=~"$instance"') for s in selectors

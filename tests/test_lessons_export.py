@@ -139,7 +139,7 @@ def test_example_week_tells_the_governance_story(tmp_path):
         assert summary["findings"][kind] >= 1, kind
     assert {lesson["rule"] for lesson in summary["lessons"]} == {
         "rollback_missing", "change_caused_incident", "cmdb_stale", "unauthorized_deploys",
-        "repeat_incidents",
+        "repeat_incidents", "source_silent",
     }  # fmt: skip
     assert {"unknown_change", "unknown_lesson"} <= {reason.split(":")[0] for reason in dead}
 

@@ -32,11 +32,15 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | Non
 def test_set_cis_sets_gauge_by_type_and_environment(
     registry: CollectorRegistry, metrics: Metrics
 ) -> None:
-    """set_cis sets cmdb_worker_cis for exactly its type and environment."""
-    metrics.set_cis("service", "prod", 7)
-    metrics.set_cis("service", "prod", 5)
-    assert sample(registry, "cmdb_worker_cis", type="service", environment="prod") == 5
-    assert sample(registry, "cmdb_worker_cis", type="service", environment="dev") is None
+    """set_cis sets cmdb_worker_cis for exactly its type, environment and owner team."""
+    metrics.set_cis("service", "prod", "team-a", 7)
+    metrics.set_cis("service", "prod", "team-a", 5)
+    metrics.set_cis("service", "prod", None, 1)
+    labels = {"type": "service", "environment": "prod"}
+    assert sample(registry, "cmdb_worker_cis", **labels, owner_team="team-a") == 5
+    assert sample(registry, "cmdb_worker_cis", **labels, owner_team="none") == 1
+    assert sample(registry, "cmdb_worker_cis", type="service", environment="dev",
+                  owner_team="team-a") is None  # fmt: skip
 
 
 def test_set_stale_cis_normalises_owner_and_criticality(
@@ -92,7 +96,8 @@ def test_known_series_start_at_zero(registry: CollectorRegistry, metrics: Metric
         assert sample(registry, "cmdb_worker_findings_total", kind=kind) == 0
     name = "cmdb_worker_changes_assessed_total"
     assert sample(registry, name, level="critical", route="cab") == 0
-    assert sample(registry, "cmdb_worker_lessons_open", impact="High") == 0
+    assert sample(registry, "cmdb_worker_lessons_open", impact="High", owner_team="none") == 0
+    assert sample(registry, "cmdb_worker_lessons_overdue", owner_team="none") == 0
 
 
 def test_change_assessed_counts_by_level_and_route(
@@ -128,11 +133,21 @@ def test_change_outcome_maps_bool_to_success_or_failure(
 
 
 def test_lesson_gauges_are_set(registry: CollectorRegistry, metrics: Metrics) -> None:
-    """set_lessons_open and set_lessons_overdue set their gauges."""
-    metrics.set_lessons_open("Medium", 4)
-    metrics.set_lessons_overdue(2)
-    assert sample(registry, "cmdb_worker_lessons_open", impact="Medium") == 4
-    assert sample(registry, "cmdb_worker_lessons_overdue") == 2
+    """set_lessons_open and set_lessons_overdue set their gauges by owner team."""
+    metrics.set_lessons_open("Medium", "team-a", 4)
+    metrics.set_lessons_overdue("team-a", 2)
+    assert sample(registry, "cmdb_worker_lessons_open", impact="Medium", owner_team="team-a") == 4
+    assert sample(registry, "cmdb_worker_lessons_overdue", owner_team="team-a") == 2
+
+
+def test_hygiene_issues_are_set_by_issue_and_owner_team(
+    registry: CollectorRegistry, metrics: Metrics
+) -> None:
+    """set_hygiene_issues sets cmdb_worker_hygiene_issues by issue and owner team."""
+    metrics.set_hygiene_issues("orphan", "team-a", 3)
+    metrics.set_hygiene_issues("no_owner", None, 1)
+    assert sample(registry, "cmdb_worker_hygiene_issues", issue="orphan", owner_team="team-a") == 3
+    assert sample(registry, "cmdb_worker_hygiene_issues", issue="no_owner", owner_team="none") == 1
 
 
 def test_event_consumed_counts_by_topic_and_type(
@@ -238,7 +253,7 @@ def test_worker_process_and_python_metrics_are_exported(
     assert sample(registry, "process_resident_memory_bytes") > 0
     assert sample(registry, "process_cpu_seconds_total") >= 0
     assert registry.get_sample_value("python_gc_collections_total", {"generation": "0"}) is not None
-    assert len([n for n in names if n.startswith("cmdb_worker_")]) == 23
+    assert len([n for n in names if n.startswith("cmdb_worker_")]) == 25
 
 
 def test_memory_limit_is_exported_when_told(registry: CollectorRegistry, metrics: Metrics) -> None:

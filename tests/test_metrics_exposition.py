@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rules.policy import Policy, load_policy
 from tests.conftest import Feed
-from tests.events import T0, at, keep_alive
+from tests.events import T0, at, keep_alive, observed
 from tests.governance_helpers import (
     change_requested,
     change_updated,
@@ -60,6 +60,14 @@ def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return value
 
 
+def total(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """The sum of ``name`` over every series carrying ``labels`` (e.g. across owner teams)."""
+    return sum(
+        s.value for f in registry.collect() for s in f.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    )  # fmt: skip
+
+
 def unauthorized_deploy(time: datetime) -> list[dict[str, object]]:
     """The payments estate, then a prod deploy of payments-api with no linked change."""
     return [*payments_estate(time), deploy("payments-api", id="dep-1", time=time)]
@@ -88,16 +96,34 @@ def test_lesson_gauges_count_open_and_overdue_lessons(
     tick's time; a lesson marked Done leaves both."""
     feed(*unauthorized_deploy(T0))
     refresh_state_gauges(engine, metrics, at(days=1))
-    assert sample(registry, "cmdb_worker_lessons_open", impact="High") == 1
-    assert sample(registry, "cmdb_worker_lessons_open", impact="Medium") == 0
-    assert sample(registry, "cmdb_worker_lessons_overdue") == 0
+    assert total(registry, "cmdb_worker_lessons_open", impact="High") == 1
+    assert total(registry, "cmdb_worker_lessons_open", impact="Medium") == 0
+    assert total(registry, "cmdb_worker_lessons_overdue") == 0
     refresh_state_gauges(engine, metrics, at(days=30))
-    assert sample(registry, "cmdb_worker_lessons_overdue") == 1
+    assert total(registry, "cmdb_worker_lessons_overdue") == 1
     keep_alive(engine, at(days=30))
     feed(lesson_updated("LL-0001", id="done-1", time=at(days=30), status="Done"))
     refresh_state_gauges(engine, metrics, at(days=30))
-    assert sample(registry, "cmdb_worker_lessons_open", impact="High") == 0
-    assert sample(registry, "cmdb_worker_lessons_overdue") == 0
+    assert total(registry, "cmdb_worker_lessons_open", impact="High") == 0
+    assert total(registry, "cmdb_worker_lessons_overdue") == 0
+
+
+def test_hygiene_gauges_carry_the_owner_team(
+    feed: Feed, engine: Engine, metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    """CIs, open and overdue lessons and hygiene issues are broken down by owner team: the
+    payments estate's CIs by their owners, the unauthorized-deploy lesson under team-payments,
+    an unowned CI's no_owner issue under "none"."""
+    feed(*unauthorized_deploy(T0), observed("nobody", time=T0))
+    refresh_state_gauges(engine, metrics, at(days=30))
+    cis = {"type": "service", "environment": "prod"}
+    assert sample(registry, "cmdb_worker_cis", **cis, owner_team="team-payments") == 1
+    assert sample(registry, "cmdb_worker_cis", **cis, owner_team="none") == 1
+    lesson = {"impact": "High", "owner_team": "team-payments"}
+    assert sample(registry, "cmdb_worker_lessons_open", **lesson) == 1
+    assert sample(registry, "cmdb_worker_lessons_overdue", owner_team="team-payments") == 1
+    assert sample(registry, "cmdb_worker_hygiene_issues", issue="no_owner", owner_team="none") == 1
+    assert sample(registry, "cmdb_worker_hygiene_issues", issue="phantom", owner_team="none") == 0
 
 
 def test_change_outcomes_follow_the_states_team_totals(
@@ -210,7 +236,7 @@ def all_moved(registry: CollectorRegistry) -> bool:
     deploys = registry.get_sample_value(
         "cmdb_worker_unauthorized_deploys_total", {"environment": "prod"}
     )
-    lessons = registry.get_sample_value("cmdb_worker_lessons_open", {"impact": "High"})
+    lessons = total(registry, "cmdb_worker_lessons_open", impact="High")
     return assessed == 1 and deploys == 1 and lessons == 1
 
 

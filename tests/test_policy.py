@@ -50,6 +50,10 @@ def test_durations_accept_shorthand_and_iso_8601(text, expected):
         ({"identification": {"strong_identifiers": "fqdn"}}, "identification.strong_identifiers"),
         ({"graph": {"blast_radius_depth": 0}}, "graph.blast_radius_depth"),
         ({"governance": {"governed_environmnets": ["prod"]}}, "governance.governed_environmnets"),
+        ({"sources": {"silence_after": "soon"}}, "sources.silence_after"),
+        ({"sources": {"by_source": {"/discovery/x": "2x"}}}, "sources.by_source./discovery/x"),
+        ({"identification": {"precedence": {"colour": ["/a"]}}}, "identification.precedence"),
+        ({"hygiene": {"phantom_grace": "0m"}}, "hygiene.phantom_grace"),
     ],
 )
 def test_bad_policy_is_refused_naming_the_key(document, key):

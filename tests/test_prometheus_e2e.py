@@ -1,4 +1,6 @@
-"""End to end: a real Prometheus scrapes a real ``cmdb-worker run`` fed through the real broker.
+"""End to end: a real Prometheus scrapes a real ``cmdb-worker run`` fed through the real broker:
+a critical CI going stale, and a discovery source falling silent, each fire and resolve their
+alert.
 
 The worker judges staleness by the wall clock (``CMDB_WORKER_CLOCK=wall``) and ticks every
 second; Prometheus (Debian's binary from ``deploy/local/prometheus.sh``, on loopback, storage in a
@@ -24,7 +26,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.events import observed
+from tests.events import observed, scan_completed
 from tests.prometheus_server import (
     PrometheusServer,
     fast_for_copy,
@@ -38,6 +40,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.prometheus]
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 STALE_CRITICAL = "CMDBWorkerStaleCriticalCI"
+SOURCE_SILENT = "CMDBWorkerDiscoverySourceSilent"
+SILENCE_AFTER = timedelta(hours=6)  # rules/policy.yaml: sources.silence_after
 SERVICE_MAX_AGE = timedelta(days=1)  # rules/policy.yaml: staleness.by_type.service
 LEAD = timedelta(seconds=8)
 """How long the observed service stays fresh after it is produced (it goes stale after that)."""
@@ -87,13 +91,22 @@ def prometheus(
         yield server
 
 
-def observation(topics: WorkerTopics, seen_at: datetime, event_id: str) -> Message:
+def observation(
+    topics: WorkerTopics, seen_at: datetime, event_id: str, source: str = "/discovery/k8s-prod"
+) -> Message:
     """``cmdb.ci.observed`` of criticality-1 service/payments-api@prod, seen at ``seen_at``."""
     event = observed(
-        "payments-api", id=event_id, source="/discovery/k8s-prod", time=seen_at,
+        "payments-api", id=event_id, source=source, time=seen_at,
         owner="team-payments", criticality=1,
     )  # fmt: skip
     return Message(topics.discovery, json.dumps(event).encode(), b"service/payments-api@prod")
+
+
+def heartbeat(topics: WorkerTopics, source: str, event_id: str) -> Message:
+    """An empty scan from ``source`` now: the source is live (it vouches for its CIs)."""
+    now = datetime.now(UTC)
+    event = scan_completed(started=now, time=now, source=source, types=["heartbeat"], id=event_id)
+    return Message(topics.discovery, json.dumps(event).encode())
 
 
 def scraped(worker: WorkerProcess, name: str, **labels: str) -> float | None:
@@ -126,7 +139,8 @@ def test_stale_critical_ci_alert_fires_then_resolves(
         what=f"{STALE_CRITICAL} evaluated as inactive while the worker is scraped",
     )  # fmt: skip
     almost_stale = datetime.now(UTC) - SERVICE_MAX_AGE + LEAD
-    produce(kafka_bootstrap, [observation(topics, almost_stale, "obs-old")])
+    live = heartbeat(topics, "/discovery/k8s-prod", "alive-1")  # else unverified, not stale
+    produce(kafka_bootstrap, [live, observation(topics, almost_stale, "obs-old")])
 
     wait_until(lambda: stale_critical_firing(prometheus), timeout=WAIT, what="alert firing")
     (alert,) = prometheus.alerts(STALE_CRITICAL)
@@ -142,6 +156,41 @@ def test_stale_critical_ci_alert_fires_then_resolves(
     assert worker.get_json("/api/stale") == (200, [])
 
 
+def source_silent_alert(prometheus: PrometheusServer, source: str) -> str:
+    """``firing``, ``pending`` or ``none`` for the silence alert of ``source``."""
+    alerts = prometheus.alerts(SOURCE_SILENT)
+    states = [alert["state"] for alert in alerts if alert["labels"]["source"] == source]
+    return states[0] if states else "none"
+
+
+def test_discovery_source_silent_alert_fires_then_resolves(
+    kafka_bootstrap: str, topics: WorkerTopics, worker: WorkerProcess, prometheus: PrometheusServer
+) -> None:
+    """A discovery source whose last report passes sources.silence_after by the wall clock fires
+    CMDBWorkerDiscoverySourceSilent for that source in a real Prometheus; its next report
+    resolves it."""
+    source = "/discovery/e2e-collector"
+    wait_until(
+        lambda: prometheus.rule_state(SOURCE_SILENT) == "inactive", timeout=WAIT,
+        what=f"{SOURCE_SILENT} evaluated as inactive while the worker is scraped",
+    )  # fmt: skip
+    almost_silent = datetime.now(UTC) - SILENCE_AFTER + LEAD
+    produce(kafka_bootstrap, [observation(topics, almost_silent, "obs-quiet", source)])
+    wait_until(
+        lambda: source_silent_alert(prometheus, source) == "firing", timeout=WAIT,
+        what="silence alert firing",
+    )  # fmt: skip
+    assert scraped(worker, "cmdb_worker_source_silent", source=source) == 1
+
+    produce(kafka_bootstrap, [heartbeat(topics, source, "alive-e2e")])
+    wait_until(
+        lambda: source_silent_alert(prometheus, source) == "none"
+        and prometheus.rule_state(SOURCE_SILENT) == "inactive",
+        timeout=WAIT, what="silence alert resolved",
+    )  # fmt: skip
+    assert scraped(worker, "cmdb_worker_source_silent", source=source) == 0
+
+
 def test_promtool_accepts_the_running_workers_metrics(
     kafka_bootstrap: str, topics: WorkerTopics, worker: WorkerProcess, binaries: tuple[Path, Path]
 ) -> None:
@@ -150,7 +199,9 @@ def test_promtool_accepts_the_running_workers_metrics(
     event = observed("exposition-probe", id="obs-probe", time=seen, owner="team-x", criticality=3)
     produce(kafka_bootstrap, [Message(topics.discovery, json.dumps(event).encode())])
     wait_until(
-        lambda: scraped(worker, "cmdb_worker_cis", type="service", environment="prod"),
+        lambda: scraped(
+            worker, "cmdb_worker_cis", type="service", environment="prod", owner_team="team-x"
+        ),
         timeout=WAIT, what="the observation to show in cmdb_worker_cis",
     )  # fmt: skip
     status, exposition = worker.get("/metrics")

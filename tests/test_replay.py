@@ -60,14 +60,14 @@ def test_every_output_file_is_written(tmp_path):
     code, out = run(tmp_path, str(write_lines(tmp_path / "e.jsonl", lines)))
     assert code == 0
     findings = read_jsonl(out / "findings.jsonl")
-    assert {f["data"]["kind"] for f in findings} == {"ci_no_owner", "ci_stale"}
+    assert {f["data"]["kind"] for f in findings} == {"ci_no_owner", "ci_stale", "ci_phantom"}
     assert all(
         f["specversion"] == "1.0" and f["type"] == f"cmdb.finding.{f['data']['kind']}"
         for f in findings
     )
     assert "lessons_register" in yaml.safe_load((out / "lessons.yaml").read_text())
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["findings"] == {"ci_no_owner": 1, "ci_stale": 1}
+    assert summary["findings"] == {"ci_no_owner": 1, "ci_phantom": 1, "ci_stale": 1}
     assert summary["cis"] == 2 and summary["relations"] == 1
 
 
@@ -182,6 +182,29 @@ def test_progress_is_reported_on_long_replays(tmp_path, engine):
     path = write_lines(tmp_path / "e.jsonl", lines)
     replay(engine, [path], lambda *a: calls.append(a), every=0.0)
     assert calls[-1][2] == 300 and calls[-1][0] == calls[-1][1]
+
+
+def test_the_sample_shows_a_silent_source_a_precedence_conflict_and_a_phantom(tmp_path):
+    """The sample week's US collector falls silent and recovers without a stale storm, a
+    spreadsheet import loses to the trusted source on owner and criticality, and a CI only named
+    by relations is a phantom."""
+    _, out = run(tmp_path, str(SAMPLE))
+    findings = [f["data"] for f in read_jsonl(out / "findings.jsonl")]
+    by_kind: dict[str, list[dict]] = {}
+    for finding in findings:
+        by_kind.setdefault(finding["kind"], []).append(finding)
+    (silent,) = by_kind["source_silent"]
+    assert (silent["subject"], silent["affected_cis"]) == ("/discovery/k8s-prod-us", 4)
+    assert [f["subject"] for f in by_kind["source_recovered"]] == ["/discovery/k8s-prod-us"]
+    us_stale = [f["subject"] for f in by_kind["ci_stale"] if f["subject"].endswith("-us@prod")]
+    assert us_stale == ["service/reports-us@prod"]
+    conflicts = {f["attribute"]: f for f in by_kind["ci_attribute_conflict"]}
+    assert {f["winner"] for f in conflicts.values()} == {"/discovery/k8s-prod-eu"}
+    assert conflicts["criticality"]["values"]["/import/cmdb-spreadsheet"] == 4
+    assert [f["subject"] for f in by_kind["ci_phantom"]] == ["service/fraud-score@prod"]
+    graph = json.loads((out / "cmdb.json").read_text())
+    (payments,) = [n for n in graph["nodes"] if n["id"] == "service/payments-api@prod"]
+    assert (payments["owner"], payments["criticality"]) == ("team-payments", 1)
 
 
 def test_the_sample_shows_every_hygiene_finding(tmp_path):

@@ -11,6 +11,7 @@ from schemas.lessons import Lesson
 from tests.events import T0, at, kinds, observed
 from tests.governance_helpers import PIPELINE, deploy
 from tests.restarts import Run, of_kind
+from worker.export import node_document
 from worker.metrics import Metrics
 from worker.status import refresh_state_gauges
 
@@ -53,14 +54,18 @@ def test_a_silent_source_is_one_finding_and_one_lesson_not_a_stale_storm(run: Ru
 
 
 def test_unverified_cis_are_counted_by_source_and_in_the_graph(run: Run):
-    """cmdb_worker_cis_unverified{source} counts the CIs held back; the source's last report is
-    exported, and cmdb.json shows them unverified, not stale."""
+    """cmdb_worker_cis_unverified{source} counts the CIs only the silent source vouches for,
+    from the moment it falls silent; the source's last report is exported, and cmdb.json shows
+    them unverified, not stale, even past their max age."""
     run.feed(*estate())
-    run.keep_alive(at(days=1), EU)
-    run.restart()
-    run.keep_alive(at(days=2), EU, since=at(days=1))
+    run.keep_alive(at(hours=7), EU)
     registry = CollectorRegistry()
-    refresh_state_gauges(run.engine, Metrics(registry), at(days=2))
+    refresh_state_gauges(run.engine, Metrics(registry), at(hours=7))
+    value = registry.get_sample_value
+    assert value("cmdb_worker_cis_unverified", {"source": US}) == 5
+    run.restart()
+    run.keep_alive(at(days=2), EU, since=at(hours=7))
+    refresh_state_gauges(run.engine, Metrics(registry := CollectorRegistry()), at(days=2))
     value = registry.get_sample_value
     assert value("cmdb_worker_cis_unverified", {"source": US}) == 5
     assert value("cmdb_worker_cis_unverified", {"source": EU}) == 0
@@ -69,6 +74,24 @@ def test_unverified_cis_are_counted_by_source_and_in_the_graph(run: Run):
     assert last_report == T0.timestamp()
     record = run.engine.state.cmdb.get("service/svc-0@prod")
     assert not record.stale and "unverified" in record.flags
+    node = node_document(record, run.policy, at(days=2))
+    assert (node["stale"], node["unverified"]) == (False, True)
+
+
+def test_a_live_source_reporting_an_unverified_ci_verifies_it(run: Run):
+    """A CI only a silent source vouched for is verified again, and judged as usual, once a live
+    discovery source reports it; a deploy alone does not verify it."""
+    run.feed(*estate())
+    run.keep_alive(at(hours=7), EU)
+    run.feed(deploy("svc-0", id="d-svc-0", time=at(hours=8), change_id=None))
+    run.restart()
+    assert "unverified" in run.engine.state.cmdb.get("service/svc-0@prod").flags
+    run.feed(observed("svc-1", source=EU, owner="team-us", time=at(hours=8),
+                      relations=[("depends_on", "database/pg@prod")]))  # fmt: skip
+    later = run.keep_alive(at(days=1, hours=9), EU, since=at(hours=8))
+    assert "unverified" not in run.engine.state.cmdb.get("service/svc-1@prod").flags
+    assert "service/svc-1@prod" in [f.subject for f in of_kind(later, "ci_stale")]
+    assert "service/svc-0@prod" not in [f.subject for f in of_kind(later, "ci_stale")]
 
 
 def test_recovery_judges_the_sources_cis_again_from_the_recovery(run: Run):
@@ -121,3 +144,16 @@ def test_deploys_are_sightings_not_sources(run: Run):
     later = run.keep_alive(at(days=2), EU)
     assert PIPELINE not in run.engine.state.sources
     assert [f.subject for f in of_kind(later, "ci_stale")] == ["service/orders@prod"]
+
+
+def test_a_recovered_source_can_fall_silent_again(run: Run):
+    """After recovering, a source that stops again is silent again: a second source_silent, and
+    its lesson counts a second occurrence."""
+    run.feed(*estate())
+    run.keep_alive(at(days=1), EU)
+    run.feed(*estate(time=at(days=1)))
+    run.restart()
+    again = run.keep_alive(at(days=2), EU, since=at(days=1))
+    assert [f.subject for f in of_kind(again, "source_silent")] == [US]
+    (lesson,) = [lesson for lesson in lessons_of(run) if lesson.rule == "source_silent"]
+    assert lesson.occurrences == 2

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
 from schemas.ids import CIId
 from schemas.lessons import Lesson
-from schemas.records import CIRecord, SourceHealth
-from worker import governance, lessons, sources
+from schemas.records import CIRecord, SourceHealth, Suppression
+from worker import governance, lessons, sources, suppressions
 from worker.cmdb import Cmdb, EdgeData
 from worker.engine import Engine
 from worker.identities import IdentityBatch
@@ -28,6 +28,7 @@ from worker.state import (
     LESSON,
     SERVICE_OUTCOMES,
     SOURCE,
+    SUPPRESSION,
     TEAM_HISTORY,
     TEAM_OUTCOMES,
     State,
@@ -44,6 +45,7 @@ MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     TEAM_OUTCOMES: ("team_outcomes", ChangeOutcomes),
     TEAM_HISTORY: ("team_histories", TeamHistory),
     SOURCE: ("sources", SourceHealth),
+    SUPPRESSION: ("suppressions", Suppression),
 }
 """Entity kinds kept as pydantic models in a ``State`` dict: kind -> (attribute, model)."""
 
@@ -98,8 +100,10 @@ def _record_json(record: CIRecord) -> dict[str, Any]:
         "criticality": record.criticality, "business_service": record.business_service,
         "version": record.version, "identifiers": record.identifiers,
         "attributes": record.attributes, "aliases": sorted(record.aliases),
+        "reported": record.reported,
         "seen_by": {source: at.isoformat() for source, at in record.seen_by.items()},
         "first_seen": _iso(record.first_seen), "recounted_from": _iso(record.recounted_from),
+        "referenced_at": _iso(record.referenced_at),
         "stale": record.stale, "flags": sorted(record.flags),
     }  # fmt: skip
 
@@ -156,6 +160,8 @@ def _restore_models(state: State, latest: dict[str, bytes]) -> None:
         governance.index_change(state, change)
     for health in state.sources.values():
         sources.schedule_silence(state, health)
+    for held in state.suppressions.values():
+        suppressions.schedule_ends(state, held)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -166,7 +172,7 @@ def _moment(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-TIMED_FIELDS = ("first_seen", "recounted_from")
+TIMED_FIELDS = ("first_seen", "recounted_from", "referenced_at")
 
 
 def _record_from_json(raw: dict[str, Any]) -> CIRecord:
@@ -174,6 +180,7 @@ def _record_from_json(raw: dict[str, Any]) -> CIRecord:
         **{k: v for k, v in raw.items() if k not in ("aliases", "seen_by", "flags", *TIMED_FIELDS)},
         first_seen=_moment(raw["first_seen"]),
         recounted_from=_moment(raw.get("recounted_from")),
+        referenced_at=_moment(raw.get("referenced_at")),
         aliases={CIId(alias) for alias in raw["aliases"]},
         seen_by={source: datetime.fromisoformat(at) for source, at in raw["seen_by"].items()},
         flags=set(raw["flags"]),

@@ -4,17 +4,21 @@ Edges run from a CI to what it depends on or runs on; an edge's data maps each r
 to the sources that report it and when, so ``relations_complete`` can drop one source's view.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import networkx as nx
 
+from rules import precedence
+from rules.policy import Policy
 from schemas.ci import CIRef, ObservedCI, Relation
 from schemas.ids import CIId
 from schemas.records import CIRecord
 
 EdgeData = dict[str, dict[str, datetime]]
+ANY = "*"
 StrongKey = tuple[str, str, str]
 
 
@@ -38,9 +42,10 @@ class Retirement:
 class Cmdb:
     """The dependency graph and its indexes; no rule logic, only bookkeeping."""
 
-    def __init__(self, strong_identifiers: Iterable[str]) -> None:
+    def __init__(self, policy: Policy) -> None:
         self.graph: nx.DiGraph = nx.DiGraph()
-        self.strong_identifiers = frozenset(strong_identifiers)
+        self.policy = policy
+        self.strong_identifiers = frozenset(policy.identification.strong_identifiers)
         self.aliases: dict[CIId, CIId] = {}
         self.strong_ids: dict[StrongKey, CIId] = {}
         self.retired: dict[CIId, datetime] = {}
@@ -72,9 +77,13 @@ class Cmdb:
         retired_at = self.retired.get(self.resolve(ci_id))
         return retired_at is not None and at <= retired_at
 
-    def observe(self, source: str, at: datetime, observed: ObservedCI) -> Observation | None:
+    def observe(
+        self, source: str, at: datetime, observed: ObservedCI, retracts: bool = True
+    ) -> Observation | None:
         """Record that ``source`` saw ``observed`` at ``at``, merging strong-identifier twins.
 
+        ``retracts``: an attribute sent as null withdraws this source's value of it (a discovery
+        report does; a deploy without the attribute merely does not say).
         Returns None when the CI was retired at or after ``at`` (a late, stale observation).
         """
         if self.is_retired(observed.ci_id, at):
@@ -85,13 +94,37 @@ class Cmdb:
             _update_fields(record, observed)
         self._index_identifiers(record)
         previous = record.seen_by.get(source)
+        if previous is None or at >= previous:
+            _remember_values(record, source, self._ranked_given(observed), retracts)
         if previous is None or at > previous:
             record.seen_by[source] = at
+        self._rank(record)
         record.first_seen = min(at, record.first_seen or at)
         self.by_source.setdefault(source, set()).add(ci_id)
         self.retired.pop(ci_id, None)
         self.dirty.add(ci_id)
         return Observation(ci_id, merged, previous is None or at >= previous)
+
+    def _ranked_given(self, observed: ObservedCI) -> dict[str, Any]:
+        """What the observation says of each attribute whose value is kept per source: the
+        ranked fields it carries (null included), and its ``attributes`` if ``*`` is ranked."""
+        given = {
+            name: getattr(observed, name) for name in precedence.RANKED_ATTRIBUTES
+            if name in observed.model_fields_set or getattr(observed, name) is not None
+        }  # fmt: skip
+        if ANY in self.policy.identification.precedence:
+            given |= {precedence.ATTRIBUTE + key: v for key, v in observed.attributes.items()}
+        return given
+
+    def _rank(self, record: CIRecord) -> None:
+        """Set each ranked attribute to the value of the source the policy trusts most."""
+        for attribute in precedence.RANKED_ATTRIBUTES:
+            ranking = self.policy.identification.ranking(attribute)
+            if ranking is not None:
+                setattr(record, attribute, precedence.value_in_force(ranking, record, attribute))
+        any_ranking = self.policy.identification.precedence.get(ANY)
+        if any_ranking is not None:
+            _rank_attributes(record, any_ranking)
 
     def _identify(self, observed: ObservedCI) -> tuple[CIId, list[CIId]]:
         reported = self.resolve(observed.ci_id)
@@ -141,6 +174,7 @@ class Cmdb:
         gone: CIRecord = self.graph.nodes[duplicate]["ci"]
         target: CIRecord = self.graph.nodes[kept]["ci"]
         _absorb(target, gone)
+        self._rank(target)
         for alias in gone.aliases:
             self.aliases[alias] = kept
         self._move_edges(duplicate, kept)
@@ -174,17 +208,20 @@ class Cmdb:
     def relate(
         self, ci_id: CIId, source: str, at: datetime, relations: list[Relation], complete: bool
     ) -> list[tuple[CIId, str]]:
-        """Add ``source``'s relations from ``ci_id``; returns those whose target is retired."""
+        """Add ``source``'s relations from ``ci_id``; returns those whose target is retired (a
+        relation never brings a retired CI back; only its own observation does)."""
         dangling: list[tuple[CIId, str]] = []
         wanted: set[tuple[CIId, str]] = set()
         for relation in relations:
             target = self.resolve(relation.target.ci_id)
-            if self.is_retired(target, at):
+            if target in self.retired:
                 dangling.append((target, relation.type))
                 continue
             if target == ci_id:
                 continue
-            self._record_for(target, relation.target)
+            placeholder = self._record_for(target, relation.target)
+            if placeholder.first_seen is None:
+                placeholder.referenced_at = min(at, placeholder.referenced_at or at)
             self._edge(ci_id, target).setdefault(relation.type, {})[source] = at
             wanted.add((target, relation.type))
         if complete:
@@ -251,6 +288,28 @@ def _update_fields(record: CIRecord, observed: ObservedCI) -> None:
     record.attributes.update(observed.attributes)
 
 
+def _remember_values(
+    record: CIRecord, source: str, given: dict[str, Any], retracts: bool
+) -> None:
+    """Keep ``source``'s own value of each ranked attribute; an explicit null retracts it."""
+    for attribute, value in given.items():
+        if value is not None:
+            record.reported.setdefault(attribute, {})[source] = value
+        elif retracts:
+            record.reported.get(attribute, {}).pop(source, None)
+
+
+def _rank_attributes(record: CIRecord, ranking: list[str]) -> None:
+    """Each entry of ``attributes`` takes its most trusted source's value (gone if none)."""
+    for kept in [name for name in record.reported if name.startswith(precedence.ATTRIBUTE)]:
+        value = precedence.value_in_force(ranking, record, kept)
+        key = kept.removeprefix(precedence.ATTRIBUTE)
+        if value is None:
+            record.attributes.pop(key, None)
+        else:
+            record.attributes[key] = value
+
+
 def _absorb(target: CIRecord, gone: CIRecord) -> None:
     target.aliases |= {gone.id, *gone.aliases}
     firsts = [moment for moment in (target.first_seen, gone.first_seen) if moment]
@@ -260,6 +319,8 @@ def _absorb(target: CIRecord, gone: CIRecord) -> None:
     for name in ("owner", "criticality", "business_service", "version"):
         if getattr(target, name) is None:
             setattr(target, name, getattr(gone, name))
+    for attribute, values in gone.reported.items():
+        target.reported[attribute] = {**values, **target.reported.get(attribute, {})}
     target.identifiers = {**gone.identifiers, **target.identifiers}
     target.attributes = {**gone.attributes, **target.attributes}
 

@@ -2,23 +2,27 @@
 
 from datetime import datetime
 
-from rules import hygiene, staleness
+from rules import hygiene, precedence, staleness
+from schemas.ci import Relation
 from schemas.events import CIObserved, CIRetired, InputEvent, ScanCompleted
 from schemas.findings import Finding
 from schemas.ids import CIId
 from schemas.records import CIRecord
 from worker.state import State
 
+DISCOVERY_REPORT = "cmdb.ci.observed"
 STALE = "stale"
 ORPHAN = "orphan"
+PHANTOM = "phantom"
 UNVERIFIED = "unverified"
-"""A flag: the CI passed its max age while every discovery source vouching for it was silent."""
+"""A flag: every discovery source vouching for the CI is silent, so it is not judged stale."""
 
 
 def on_observed(
     state: State, event: InputEvent, payload: CIObserved, now: datetime
 ) -> list[Finding]:
-    observation = state.cmdb.observe(event.source, event.time, payload.ci)
+    retracts = event.type == DISCOVERY_REPORT  # a deploy's missing customData is no retraction
+    observation = state.cmdb.observe(event.source, event.time, payload.ci, retracts)
     if observation is None:
         return []
     record = state.cmdb.get(observation.ci_id)
@@ -29,14 +33,36 @@ def on_observed(
     ]
     complete = payload.relations_complete and observation.newest_for_source
     dangling = state.cmdb.relate(record.id, event.source, event.time, payload.relations, complete)
-    findings += _dangling(state, record.id, dangling, now)
+    findings += _dangling(state, record.id, dangling, now, event.time)
+    _watch_phantoms(state, payload.relations)
+    findings += _conflicts(state, record, now)
     return findings + refreshed(state, record, event.source, now)
+
+
+def conflict_flag(attribute: str) -> str:
+    """The CI flag raised while its sources disagree on ``attribute``."""
+    return f"conflict_{attribute}"
+
+
+def _conflicts(state: State, record: CIRecord, now: datetime) -> list[Finding]:
+    """One ``ci_attribute_conflict`` each time sources start to disagree on an attribute."""
+    findings = []
+    for attribute in precedence.CONFLICTING_ATTRIBUTES:
+        flag, values = conflict_flag(attribute), precedence.disagreement(record, attribute)
+        if values is None:
+            record.flags.discard(flag)
+        elif flag not in record.flags:
+            record.flags.add(flag)
+            findings.append(
+                precedence.ci_attribute_conflict(state.policy, record, attribute, values, now)
+            )
+    return findings
 
 
 def refreshed(state: State, record: CIRecord, source: str, now: datetime) -> list[Finding]:
     """Re-judge a CI that a source just reported: staleness, owner and orphan checks."""
     findings: list[Finding] = []
-    record.flags.discard(UNVERIFIED)
+    record.flags.discard(PHANTOM)
     if record.stale and not staleness.is_stale(state.policy, record, now):
         record.stale = False
         findings.append(staleness.ci_stale_resolved(record, now, source))
@@ -66,6 +92,7 @@ def reschedule(state: State, record: CIRecord) -> None:
     """Re-arm a restored CI's deadlines, exactly as its last observation armed them."""
     _schedule_staleness(state, record)
     _orphan_check(state, record)
+    _phantom_check(state, record)
 
 
 def _orphan_check(state: State, record: CIRecord) -> None:
@@ -84,12 +111,26 @@ def _may_become_orphan(state: State, record: CIRecord) -> bool:
 
 
 def _dangling(
-    state: State, pointing: CIId, targets: list[tuple[CIId, str]], now: datetime
+    state: State, pointing: CIId, targets: list[tuple[CIId, str]], now: datetime, at: datetime
 ) -> list[Finding]:
     return [
-        hygiene.relation_dangling(pointing, target, [kind], now, state.cmdb.retired[target])
+        hygiene.relation_dangling(pointing, target, [kind], now, state.cmdb.retired[target], at)
         for target, kind in targets
     ]
+
+
+def _watch_phantoms(state: State, relations: list[Relation]) -> None:
+    for relation in relations:
+        target = state.cmdb.get(relation.target.ci_id)
+        if target is not None:
+            _phantom_check(state, target)
+
+
+def _phantom_check(state: State, record: CIRecord) -> None:
+    """A CI only relations name gets ``ci_phantom`` once its grace from the first naming ends."""
+    if record.first_seen is None and record.referenced_at and PHANTOM not in record.flags:
+        grace_ends = record.referenced_at + state.policy.hygiene.phantom_grace
+        state.deadlines.schedule(record.id, PHANTOM, grace_ends)
 
 
 def _unverified(state: State, record: CIRecord) -> list[Finding]:
@@ -157,4 +198,9 @@ def on_deadline(state: State, ci_id: str, kind: str, now: datetime) -> list[Find
         record.flags.add(ORPHAN)
         state.touch("ci", record.id)
         return [hygiene.ci_orphan(state.policy, record, now)]
+    if kind == PHANTOM and record.first_seen is None:
+        record.flags.add(PHANTOM)
+        state.touch("ci", record.id)
+        referenced_by = sorted(state.cmdb.graph.predecessors(record.id))
+        return [hygiene.ci_phantom(state.policy, record, referenced_by, now)]
     return []

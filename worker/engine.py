@@ -1,6 +1,7 @@
 """Apply decoded events to the state, once each, and collect the findings they cause."""
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -17,11 +18,12 @@ from schemas.events import (
     InputEvent,
     LessonUpdated,
     ScanCompleted,
+    SuppressionSet,
 )
 from schemas.findings import Finding
 from schemas.ids import EventIdentity
 from schemas.records import CIRecord
-from worker import discovery, governance, incidents, lessons, sources
+from worker import discovery, governance, incidents, lessons, sources, suppressions
 from worker.identities import AppliedEvents
 from worker.state import State
 
@@ -42,15 +44,18 @@ HANDLERS: dict[type, Handler] = {
     Deploy: governance.on_deploy,
     Incident: incidents.on_incident,
     LessonUpdated: lessons.on_lesson_updated,
+    SuppressionSet: suppressions.on_suppression_set,
     Ignored: _ignore,
 }
 
 DEADLINE_HANDLERS: dict[str, DeadlineHandler] = {
     discovery.STALE: lessons.on_stale,
     discovery.ORPHAN: discovery.on_deadline,
+    discovery.PHANTOM: discovery.on_deadline,
     lessons.STALE_TOO_LONG: lessons.on_stale_too_long,
     lessons.LESSON_DUE: lessons.on_due,
     sources.SOURCE_SILENT: sources.on_silence,
+    suppressions.SUPPRESSION_ENDS: suppressions.on_end,
 }
 
 
@@ -61,6 +66,7 @@ class Engine:
         self.policy = policy
         self.state = State(policy)
         self.applied = AppliedEvents(policy.idempotence.remember_events_for)
+        self.suppressed: Counter[str] = Counter()
 
     def apply(self, event: InputEvent, now: datetime) -> list[Finding] | None:
         """Apply ``event`` as of ``now``; None if an event with its identity was already applied."""
@@ -70,7 +76,7 @@ class Engine:
         handled = HANDLERS[type(event.payload)](self.state, event, event.payload, now)
         findings = [finding.traced(event.extensions) for finding in handled]
         self.applied.remember(key, now)
-        return findings + self.tick(now)
+        return self._unsuppressed(findings, now) + self.tick(now)
 
     def tick(self, now: datetime) -> list[Finding]:
         """Fire every deadline that has passed by ``now``, and any that firing arms in the past."""
@@ -78,7 +84,21 @@ class Engine:
         while due := self.state.deadlines.pop_due(now):
             for key, kind in due:
                 findings += DEADLINE_HANDLERS[kind](self.state, key, kind, now)
-        return findings
+        return self._unsuppressed(findings, now)
+
+    def _unsuppressed(self, findings: list[Finding], now: datetime) -> list[Finding]:
+        kept = []
+        for finding in findings:
+            if suppressions.hold(self.state, finding, now):
+                self.suppressed[finding.kind] += 1
+            else:
+                kept.append(finding)
+        return kept
+
+    def take_suppressed(self) -> Counter[str]:
+        """Findings held back by kind since the last call (for the suppressed-findings counter)."""
+        taken, self.suppressed = self.suppressed, Counter()
+        return taken
 
     def reschedule(self, record: CIRecord) -> None:
         discovery.reschedule(self.state, record)

@@ -9,7 +9,7 @@ explicitly (an injected clock), never read here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from itertools import product
 from typing import Final, get_args
 
@@ -82,7 +82,13 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry, *, version: str | None = None) -> None:
         r = registry
-        self.cis: Final = _gauge(r, "cis", "CIs in the CMDB.", "type", "environment")
+        self.cis: Final = _gauge(
+            r, "cis", "CIs in the CMDB.", "type", "environment", "owner_team"
+        )
+        self.hygiene_issues: Final = _gauge(
+            r, "hygiene_issues", "CIs with an open hygiene finding (no_owner, orphan, phantom).",
+            "issue", "owner_team",
+        )  # fmt: skip
         self.stale_cis: Final = _gauge(
             r, "stale_cis", "CIs past their max age.",
             "type", "environment", "owner_team", "criticality",
@@ -91,8 +97,11 @@ class Metrics:
             r, "oldest_stale_age_seconds", "Since the oldest stale CI was last seen; 0 if none."
         )
         self.findings: Final = _counter(r, "findings", "Findings emitted.", "kind")
+        self.findings_suppressed: Final = _counter(
+            r, "findings_suppressed", "Findings held back by a suppression in force.", "kind"
+        )
         self.cis_unverified: Final = _gauge(
-            r, "cis_unverified", "CIs past their max age while every discovery source vouching "
+            r, "cis_unverified", "CIs not judged stale because every discovery source vouching "
             "for them is silent, by the source that saw them last.", "source",
         )  # fmt: skip
         self.source_last_report_timestamp_seconds: Final = _gauge(
@@ -112,8 +121,12 @@ class Metrics:
         self.change_outcomes: Final = _counter(
             r, "change_outcomes", "Finished changes by outcome.", "team", "outcome"
         )
-        self.lessons_open: Final = _gauge(r, "lessons_open", "Lessons not Done.", "impact")
-        self.lessons_overdue: Final = _gauge(r, "lessons_overdue", "Lessons past due.")
+        self.lessons_open: Final = _gauge(
+            r, "lessons_open", "Lessons not Done.", "impact", "owner_team"
+        )
+        self.lessons_overdue: Final = _gauge(
+            r, "lessons_overdue", "Lessons past due.", "owner_team"
+        )
         self.events_consumed: Final = _counter(
             r, "events_consumed", "Events consumed.", "topic", "type"
         )
@@ -150,19 +163,27 @@ class Metrics:
     def _zero_known_series(self) -> None:
         for kind in FINDING_KINDS:
             self.findings.labels(kind=kind)
+            self.findings_suppressed.labels(kind=kind)
         for level, route in product(CHANGE_LEVELS, CHANGE_ROUTES):
             self.changes_assessed.labels(level=level, route=route)
         for impact in LESSON_IMPACTS:
-            self.lessons_open.labels(impact=impact)
+            self.lessons_open.labels(impact=impact, owner_team=NO_OWNER)
+        self.lessons_overdue.labels(owner_team=NO_OWNER)
 
     def declare_environments(self, environments: Iterable[str]) -> None:
         """Create the per-environment deploy series at 0 so their first increment is seen."""
         for environment in environments:
             self.unauthorized_deploys.labels(environment=environment)
 
-    def set_cis(self, ci_type: str, environment: str, count: int) -> None:
-        """Set how many CIs of a type live in an environment."""
-        self.cis.labels(type=ci_type, environment=environment).set(count)
+    def set_cis(self, ci_type: str, environment: str, owner: str | None, count: int) -> None:
+        """Set how many CIs of a type, owned by a team, live in an environment."""
+        self.cis.labels(type=ci_type, environment=environment, owner_team=owner_label(owner)).set(
+            count
+        )
+
+    def set_hygiene_issues(self, issue: str, owner: str | None, count: int) -> None:
+        """Set how many CIs of an owner team have a hygiene issue (no_owner, orphan, phantom)."""
+        self.hygiene_issues.labels(issue=issue, owner_team=owner_label(owner)).set(count)
 
     def set_stale_cis(
         self,
@@ -198,6 +219,11 @@ class Metrics:
         """Count one emitted finding of a kind."""
         self.findings.labels(kind=kind).inc()
 
+    def findings_held_back(self, kinds: Mapping[str, int]) -> None:
+        """Count findings a suppression held back, by kind."""
+        for kind, count in kinds.items():
+            self.findings_suppressed.labels(kind=kind).inc(count)
+
     def change_assessed(self, level: str, route: str) -> None:
         """Count one change assessment by risk level and route."""
         self.changes_assessed.labels(level=level, route=route).inc()
@@ -211,13 +237,13 @@ class Metrics:
         outcome = "success" if succeeded else "failure"
         self.change_outcomes.labels(team=owner_label(team), outcome=outcome).inc(count)
 
-    def set_lessons_open(self, impact: str, count: int) -> None:
-        """Set how many lessons of an impact are open."""
-        self.lessons_open.labels(impact=impact).set(count)
+    def set_lessons_open(self, impact: str, owner: str | None, count: int) -> None:
+        """Set how many lessons of an impact are open for an owner."""
+        self.lessons_open.labels(impact=impact, owner_team=owner_label(owner)).set(count)
 
-    def set_lessons_overdue(self, count: int) -> None:
-        """Set how many lessons are past their due date."""
-        self.lessons_overdue.set(count)
+    def set_lessons_overdue(self, owner: str | None, count: int) -> None:
+        """Set how many lessons of an owner are past their due date."""
+        self.lessons_overdue.labels(owner_team=owner_label(owner)).set(count)
 
     def event_consumed(self, topic: str, event_type: str) -> None:
         """Count one event read from a topic, by its (bounded) type."""

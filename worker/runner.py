@@ -132,6 +132,7 @@ class Runner:
         if tick:
             self._emit(producer, self.engine.tick(self.clock.now()))
         self._record_changes(producer)
+        self.metrics.findings_held_back(self.engine.take_suppressed())
         if offsets:
             producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
         producer.commit_transaction()

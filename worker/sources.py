@@ -2,8 +2,9 @@
 per source marks it silent when reports stop, and its next report recovers it.
 
 A silent source files one ``source_silent`` finding and lesson; the CIs only silent sources
-vouch for become unverified instead of stale (see ``discovery.on_deadline``). On recovery those
-CIs are judged again, their staleness counted from the recovery at the earliest.
+vouch for are flagged unverified and are not judged stale (see ``discovery.on_deadline``). A
+report from a live discovery source clears the flag; on recovery the source's CIs are judged
+again, their staleness counted from the recovery at the earliest.
 """
 
 from datetime import datetime
@@ -22,7 +23,11 @@ def on_observed(
     state: State, event: InputEvent, payload: CIObserved, now: datetime
 ) -> list[Finding]:
     findings = reported(state, event.source, event.time, now)
-    return findings + discovery.on_observed(state, event, payload, now)
+    findings += discovery.on_observed(state, event, payload, now)
+    record = state.cmdb.get(payload.ci.ci_id)
+    if record is not None and discovery.UNVERIFIED in record.flags:
+        record.flags.discard(discovery.UNVERIFIED)  # a live discovery source vouches for it now
+    return findings
 
 
 def on_scan_completed(
@@ -38,14 +43,17 @@ def reported(state: State, source: str, at: datetime, now: datetime) -> list[Fin
     if health is not None and at <= health.last_report:
         return []
     findings = on_silence(state, source, SOURCE_SILENT, now) if health else []
-    health = health or SourceHealth(source=source, last_report=at)
+    return findings + _report(state, health or SourceHealth(source=source, last_report=at), at, now)
+
+
+def _report(state: State, health: SourceHealth, at: datetime, now: datetime) -> list[Finding]:
     silent_since = rules.silent_after(state.policy, health)
     health.last_report = at
-    state.sources[source] = health
-    state.touch(SOURCE, source)
+    state.sources[health.source] = health
+    state.touch(SOURCE, health.source)
+    recovers = health.silent and not rules.is_silent(state.policy, health, now)
+    findings = _recovered(state, health, silent_since, now) if recovers else []
     schedule_silence(state, health)
-    if health.silent and not rules.is_silent(state.policy, health, now):
-        findings += _recovered(state, health, silent_since, now)
     return findings
 
 
@@ -62,9 +70,13 @@ def on_silence(state: State, source: str, kind: str, now: datetime) -> list[Find
         return []
     health.silent = True
     state.touch(SOURCE, source)
-    affected = len(_unverified(state, source))
-    filing = rules.silent_filing(state.policy, health, affected)
-    finding = rules.source_silent(state.policy, health, affected, now)
+    affected = _unverified(state, source)
+    for record in affected:
+        if not record.stale:
+            record.flags.add(discovery.UNVERIFIED)
+            state.cmdb.dirty.add(record.id)
+    filing = rules.silent_filing(state.policy, health, len(affected))
+    finding = rules.source_silent(state.policy, health, len(affected), now)
     return [finding, *lessons.file(state, filing, now)]
 
 

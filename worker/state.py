@@ -5,13 +5,13 @@ from dataclasses import dataclass, field
 from rules.policy import Policy
 from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
 from schemas.lessons import Lesson
-from schemas.records import CIRecord, SourceHealth
+from schemas.records import CIRecord, SourceHealth, Suppression
 from worker.cmdb import Cmdb
 from worker.deadlines import DeadlineIndex
 from worker.open_changes import OpenChanges
 
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
-SOURCE = "source"
+SOURCE, SUPPRESSION = "source", "suppression"
 SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
 TEAM_HISTORY = "team_history"
 
@@ -43,11 +43,13 @@ class State:
     """Open changes by CI; derived from ``changes`` (rebuilt after a restore)."""
     sources: dict[str, SourceHealth] = field(default_factory=dict)
     """Kind ``source``, keyed by discovery source: every source that sent an observation or scan."""
+    suppressions: dict[str, Suppression] = field(default_factory=dict)
+    """Kind ``suppression``, keyed by subject: findings held back until a time."""
     lesson_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
 
     def __post_init__(self) -> None:
-        self.cmdb = Cmdb(self.policy.identification.strong_identifiers)
+        self.cmdb = Cmdb(self.policy)
 
     def touch(self, kind: str, entity_id: str) -> None:
         """Mark an entity (a change, lesson, incident...) as changed, for the changelog."""

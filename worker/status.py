@@ -9,12 +9,14 @@ from datetime import datetime
 from rules.lessons import overdue_at
 from schemas.findings import Finding
 from schemas.records import CIRecord
-from worker.discovery import UNVERIFIED
+from worker.discovery import ORPHAN, PHANTOM, UNVERIFIED
 from worker.engine import Engine
 from worker.metrics import LESSON_IMPACTS, Metrics
 from worker.state import State
 
 StaleKey = tuple[str, str, str | None, int | None]
+HYGIENE_ISSUES = frozenset({"no_owner", ORPHAN, PHANTOM})
+"""CI flags counted in cmdb_worker_hygiene_issues."""
 OUTCOMES = (("success", True), ("failure", False))
 
 
@@ -37,22 +39,37 @@ def refresh_state_gauges(engine: Engine, metrics: Metrics, now: datetime) -> Non
 
 
 def _refresh_cis(state: State, metrics: Metrics, now: datetime) -> None:
-    cis: Counter[tuple[str, str]] = Counter()
+    cis: Counter[tuple[str, str, str | None]] = Counter()
     stale: Counter[StaleKey] = Counter()
+    issues: Counter[tuple[str, str | None]] = Counter()
     oldest = now
     for record in state.cmdb.records():
         environment = record.environment or "none"
-        cis[(record.type, environment)] += 1
+        cis[(record.type, environment, record.owner)] += 1
+        issues.update((issue, record.owner) for issue in HYGIENE_ISSUES & record.flags)
         if record.stale and record.last_seen:
             stale[(record.type, environment, record.owner, record.criticality)] += 1
             oldest = min(oldest, record.last_seen)
-    metrics.cis.clear()
-    for (ci_type, environment), count in cis.items():
-        metrics.set_cis(ci_type, environment, count)
+    _publish_cis(metrics, cis, issues)
     metrics.clear_stale_cis()
     for (ci_type, environment, owner, criticality), count in stale.items():
         metrics.set_stale_cis(ci_type, environment, owner, criticality, count)
     metrics.set_oldest_stale_age((now - oldest).total_seconds())
+
+
+def _publish_cis(
+    metrics: Metrics,
+    cis: Counter[tuple[str, str, str | None]],
+    issues: Counter[tuple[str, str | None]],
+) -> None:
+    metrics.cis.clear()
+    for (ci_type, environment, owner), count in cis.items():
+        metrics.set_cis(ci_type, environment, owner, count)
+    metrics.hygiene_issues.clear()
+    for issue in sorted(HYGIENE_ISSUES):
+        metrics.set_hygiene_issues(issue, None, 0)
+    for (issue, owner), count in issues.items():
+        metrics.set_hygiene_issues(issue, owner, count)
 
 
 def _refresh_sources(state: State, metrics: Metrics) -> None:
@@ -77,12 +94,19 @@ def _last_discovery_source(state: State, record: CIRecord) -> str:
 
 
 def _refresh_lessons(state: State, metrics: Metrics, now: datetime) -> None:
-    """Open lessons by impact, and how many of them are past their due date as of ``now``."""
+    """Open lessons by impact and owner, and how many are past their due date as of ``now``;
+    the ``none`` series stay at 0 so sums over teams never vanish."""
     open_lessons = [lesson for lesson in state.lessons.values() if lesson.is_open]
-    by_impact = Counter(lesson.impact for lesson in open_lessons)
+    metrics.lessons_open.clear()
     for impact in LESSON_IMPACTS:
-        metrics.set_lessons_open(impact, by_impact[impact])
-    metrics.set_lessons_overdue(sum(overdue_at(lesson) <= now for lesson in open_lessons))
+        metrics.set_lessons_open(impact, None, 0)
+    for (impact, owner), count in Counter((x.impact, x.owner) for x in open_lessons).items():
+        metrics.set_lessons_open(impact, owner, count)
+    metrics.lessons_overdue.clear()
+    metrics.set_lessons_overdue(None, 0)
+    overdue = Counter(lesson.owner for lesson in open_lessons if overdue_at(lesson) <= now)
+    for owner, count in overdue.items():
+        metrics.set_lessons_overdue(owner, count)
 
 
 def _sync_change_outcomes(state: State, metrics: Metrics) -> None:
