@@ -9,6 +9,7 @@ from tests.events import at, cloudevent, heartbeats, iso, observed, retired
 from worker.cli import main
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "events.jsonl"
+SAMPLE_POLICY = SAMPLE.with_name("policy.yaml")
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:
@@ -187,8 +188,8 @@ def test_progress_is_reported_on_long_replays(tmp_path, engine):
 def test_the_sample_shows_a_silent_source_a_precedence_conflict_and_a_phantom(tmp_path):
     """The sample week's US collector falls silent and recovers without a stale storm, a
     spreadsheet import loses to the trusted source on owner and criticality, and a CI only named
-    by relations is a phantom."""
-    _, out = run(tmp_path, str(SAMPLE))
+    by relations is a phantom (under the sample's policy, which ranks its sources)."""
+    _, out = run(tmp_path, str(SAMPLE), "--policy", str(SAMPLE_POLICY))
     findings = [f["data"] for f in read_jsonl(out / "findings.jsonl")]
     by_kind: dict[str, list[dict]] = {}
     for finding in findings:
