@@ -19,7 +19,7 @@ from rules import windows
 from rules.conflicts import Conflict
 from rules.findings import make_finding
 from rules.policy import Policy
-from rules.staleness import is_stale
+from rules.staleness import is_stale, stale_test
 from schemas.changes import (
     LEVELS,
     Assessment,
@@ -54,7 +54,8 @@ class Scope:
     """The change's CIs that the CMDB knows, resolved through aliases."""
     unknown: list[CIId]
     dependents: dict[CIId, int]
-    """The blast radius: each dependent CI with its distance in hops."""
+    """The blast radius: each dependent CI with its distance in hops, nearest ring first (the
+    order ``blast_radius`` gives)."""
     records: Mapping[CIId, CIRecord]
     """The records of every CI in ``cis`` and ``dependents``."""
     recent_failures: list[str]
@@ -241,7 +242,8 @@ def _unknown_ci(
 def _stale_dependents(
     policy: Policy, change: ChangeRequested, scope: Scope, now: datetime
 ) -> Reason | None:
-    stale = [ci for ci in scope.dependents if is_stale(policy, scope.records[ci], now)]
+    stale_now, records = stale_test(policy, now), scope.records
+    stale = [ci for ci in scope.dependents if stale_now(records[ci])]
     if not stale:
         return None
     nearest = sorted(stale, key=lambda ci: (scope.dependents[ci], ci))
@@ -342,16 +344,27 @@ def assess(
 
 
 def top_dependents(policy: Policy, scope: Scope) -> list[Dependent]:
-    """The nearest, most critical dependents first (a partial sort: blast radii can be huge)."""
+    """The nearest, most critical dependents first. The dependents come ring by ring, nearest
+    first, so only the rings holding the first ``top_dependents`` need ranking."""
+    wanted, records = policy.risk.top_dependents, scope.records
+    nearest = _nearest_rings(scope.dependents, wanted)
     ranked = heapq.nsmallest(
-        policy.risk.top_dependents,
-        scope.dependents.items(),
-        key=lambda item: (item[1], scope.records[item[0]].criticality or 5, item[0]),
+        wanted, nearest, key=lambda item: (item[1], records[item[0]].criticality or 5, item[0])
     )
     return [
-        Dependent(id=ci_id, hops=hops, criticality=scope.records[ci_id].criticality)
+        Dependent(id=ci_id, hops=hops, criticality=records[ci_id].criticality)
         for ci_id, hops in ranked
     ]
+
+
+def _nearest_rings(dependents: dict[CIId, int], count: int) -> list[tuple[CIId, int]]:
+    """The dependents of the rings (hop counts) that hold the first ``count`` of them."""
+    taken: list[tuple[CIId, int]] = []
+    for ci_id, hops in dependents.items():
+        if len(taken) >= count and hops > taken[-1][1]:
+            break
+        taken.append((ci_id, hops))
+    return taken
 
 
 def change_assessed(change: ChangeRecord, assessment: Assessment) -> Finding:

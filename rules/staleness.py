@@ -4,6 +4,7 @@ After a silent discovery source recovers, its CIs' staleness counts from the rec
 earliest (``CIRecord.staleness_counted_from``): they were unverified, not unseen, meanwhile.
 """
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from rules.findings import make_finding
@@ -22,6 +23,21 @@ def stale_at(policy: Policy, record: CIRecord) -> datetime | None:
 def is_stale(policy: Policy, record: CIRecord, now: datetime) -> bool:
     deadline = stale_at(policy, record)
     return deadline is not None and now > deadline
+
+
+def stale_test(policy: Policy, now: datetime) -> Callable[[CIRecord], bool]:
+    """``is_stale`` at one moment for many CIs (a blast radius): each type's cutoff, ``now``
+    less its max age, is worked out once."""
+    cutoffs: dict[str, datetime] = {}
+
+    def stale(record: CIRecord) -> bool:
+        cutoff = cutoffs.get(record.type)
+        if cutoff is None:
+            cutoff = cutoffs[record.type] = now - policy.staleness.max_age(record.type)
+        since = record.staleness_counted_from
+        return since is not None and since < cutoff
+
+    return stale
 
 
 def ci_stale(policy: Policy, record: CIRecord, now: datetime) -> Finding:

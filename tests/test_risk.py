@@ -5,6 +5,8 @@ from typing import Any
 
 import networkx as nx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rules import risk
 from rules.conflicts import Conflict
@@ -217,6 +219,25 @@ def test_a_bounded_blast_radius_is_reported_as_at_least():
     assert assessment.blast_radius_bounded and assessment.blast_radius == 12
     assert large.detail == "at least 12 dependent CIs (large from 10)"
     assert not risk.assess(POLICY, change(), scope(many), T0, 1).blast_radius_bounded
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 6)), max_size=120),
+    st.lists(st.integers(1, 4) | st.none(), min_size=41, max_size=41),
+    st.integers(1, 8),
+)
+def test_top_dependents_from_the_nearest_rings_equal_a_full_ranking(edges, levels, wanted):
+    """Ranking only the nearest rings gives the same top dependents as ranking all of them
+    (edges point at a few low-numbered CIs, so rings are wide and criticalities compete)."""
+    built = graph(*((f"n{a}", f"n{b}") for a, b in edges if a != b))
+    built.add_node("n0")
+    radius = risk.blast_radius(built, [CIId("n0")], 10)
+    records = {CIId(f"n{i}"): record(f"service/n{i}", level) for i, level in enumerate(levels)}
+    policy = parse_policy({"risk": {"top_dependents": wanted}})
+    found = risk.top_dependents(policy, risk.Scope([], [], radius, records, [], [], None))
+    everything = sorted(radius.items(), key=lambda i: (i[1], records[i[0]].criticality or 5, i[0]))
+    assert [(d.id, d.hops) for d in found] == everything[:wanted]
 
 
 def test_requested_change_is_assessed_with_its_blast_radius(feed):

@@ -142,7 +142,8 @@ def _scope(
     dependents = risk.blast_radius(
         graph, known, bounds.blast_radius_depth, bounds.blast_radius_limit
     )
-    records = {ci_id: graph.nodes[ci_id]["ci"] for ci_id in [*known, *dependents]}
+    nodes = graph._node  # the node-attribute dicts themselves: a blast radius can be large
+    records = {ci_id: nodes[ci_id]["ci"] for ci_id in [*known, *dependents]}
     unknown = [ci_id for ci_id in ids if ci_id not in graph]
     return risk.Scope(
         known, unknown, dependents, records, _recent_failures(state, change, known, now),
