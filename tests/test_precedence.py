@@ -107,3 +107,25 @@ def test_any_other_attribute_follows_the_star_ranking(run: Run):
     assert run.engine.state.cmdb.get(API).attributes == {"replicas": 6, "zone": "b"}
     run.feed(report(TOP, 3, attributes={"replicas": None}))
     assert run.engine.state.cmdb.get(API).attributes == {"replicas": 3, "zone": "b"}
+
+
+@pytest.mark.parametrize("rebuild", [False, True], ids=["live", "rebuilt"])
+def test_version_follows_the_ranked_pipeline(rebuild: bool):
+    """With ``version`` ranked argo > jenkins, a later jenkins deploy does not change the version
+    argo set, and without a ranking the latest deploy's artifact wins."""
+    argo, jenkins = "/pipelines/argo", "/pipelines/jenkins"
+    ranked = Run(rebuild, parse_policy({"identification": {"precedence": {"version": [argo]}}}))
+    latest = Run(rebuild, parse_policy({}))
+    for run in (ranked, latest):
+        run.feed(pipeline_deploy(argo, "d1", 0, "v1"))
+        run.restart()
+        run.feed(pipeline_deploy(jenkins, "d2", 1, "v2"))
+        run.restart()
+    assert ranked.engine.state.cmdb.get(API).version == "v1"
+    assert latest.engine.state.cmdb.get(API).version == "v2"
+
+
+def pipeline_deploy(source: str, id: str, hours: float, version: str) -> dict[str, Any]:
+    event = deploy("api", id=id, time=at(hours=hours), change_id=None, artifact=version)
+    event["context"]["source"] = source
+    return event

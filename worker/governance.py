@@ -6,7 +6,7 @@ owner, criticality, declared ``depends_on``), through the same path as discovery
 
 from datetime import datetime
 
-from rules import authorization, conflicts, risk
+from rules import authorization, conflicts, precedence, risk
 from rules import lessons as lesson_rules
 from schemas.changes import ChangeOutcomes, ChangeRecord, DeployEntry, Outcome, TeamHistory
 from schemas.ci import ObservedCI, Relation
@@ -22,6 +22,7 @@ from schemas.events import (
 )
 from schemas.findings import Finding
 from schemas.ids import CIId
+from schemas.records import CIRecord
 from worker import discovery, lessons
 from worker.state import CHANGE, SERVICE_OUTCOMES, TEAM_HISTORY, TEAM_OUTCOMES, State
 
@@ -251,9 +252,21 @@ def _refresh_service(
     """The deploy as a sighting by the pipeline's source; its artifact becomes the version."""
     findings = discovery.on_observed(state, event, _as_observation(payload), now)
     service = state.cmdb.get(payload.service.ci_id)
-    if service and payload.artifact_id and service.last_seen == event.time:
-        service.version = payload.artifact_id
+    if service and payload.artifact_id:
+        _set_version(state, service, event, payload.artifact_id)
     return findings
+
+
+def _set_version(state: State, service: CIRecord, event: InputEvent, artifact: str) -> None:
+    """The latest deploy's artifact; with ``identification.precedence`` for ``version``, the
+    most trusted pipeline's (each pipeline's own kept, as for discovery attributes)."""
+    ranking = state.policy.identification.ranking("version")
+    if ranking is None:
+        if service.last_seen == event.time:
+            service.version = artifact
+        return
+    service.reported.setdefault("version", {})[event.source] = artifact
+    service.version = precedence.value_in_force(ranking, service, "version")
 
 
 def _entry(event: InputEvent, payload: Deploy, service_id: str) -> DeployEntry:
