@@ -21,15 +21,17 @@ test: setup tools lint  ## the whole suite: lint, types, layers, unit, Kafka, Pr
 setup: $(VENV)/.installed
 
 # Installs the versions pinned in constraints.txt (what CI and the image use).
-$(VENV)/.installed: pyproject.toml constraints.txt
+# strict editable install: the tools follow its links (see pyproject.toml); a module added to or
+# removed from worker/, schemas/ or rules/ changes the folder, which reinstalls
+$(VENV)/.installed: pyproject.toml constraints.txt worker/ schemas/ rules/
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt --config-settings editable_mode=strict -e '.[dev]'
 	touch $@
 
 constraints: setup  ## re-pin constraints.txt to what the venv resolved (after changing pyproject deps)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --upgrade -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade --config-settings editable_mode=strict -e '.[dev]'
 	{ sed -n '/^#/p' constraints.txt; $(BIN)/pip freeze --all --exclude-editable \
 	  | grep -v -E '^(setuptools|wheel)=='; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
@@ -45,7 +47,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 schemas: setup  ## regenerate schemas/json from the pydantic models
-	$(BIN)/python -m worker.schema_export
+	$(BIN)/python -m cmdb_worker.worker.schema_export
 
 monitoring: setup  ## render alerts.yaml and the PrometheusRule from alerts.in.yaml + config.yaml
 	$(BIN)/python deploy/prometheus/render.py

@@ -4,6 +4,7 @@ the version is written once, and CI and the image install from the constraints l
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -16,11 +17,12 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from worker import __version__
+from cmdb_worker.worker import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-PACKAGES = ("worker", "schemas", "rules")
+PACKAGES = ("cmdb_worker/worker", "cmdb_worker/schemas", "cmdb_worker/rules")
+"""Where the repository's worker/, schemas/ and rules/ land in the wheel."""
 
 
 def setuptools_floor() -> str:
@@ -32,14 +34,26 @@ def setuptools_floor() -> str:
     return floor[0]
 
 
+def tracked_copy(destination: Path) -> Path:
+    """The repository's tracked files, copied to ``destination``."""
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    for name in listed.stdout.splitlines():
+        if (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+    return destination
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    """The wheel `pip wheel .` builds with exactly the declared setuptools floor (PyPI)."""
+    """The wheel `pip wheel .` builds with exactly the declared setuptools floor (PyPI), from a
+    copy of the tracked files (a build/ left in the tree by earlier builds can add stale files)."""
     directory = tmp_path_factory.mktemp("wheel")
     pinned = directory / "build-constraints.txt"
     pinned.write_text(f"setuptools=={setuptools_floor()}\n")
+    source = tracked_copy(directory / "source")
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--quiet",
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--quiet",
          "--wheel-dir", str(directory), "--build-constraint", str(pinned)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -60,7 +74,9 @@ def test_the_wheel_ships_license_py_typed_and_data(wheel: zipfile.ZipFile) -> No
     names = set(wheel.namelist())
     assert f"cmdb_worker-{__version__}.dist-info/licenses/LICENSE" in names
     assert {f"{package}/py.typed" for package in PACKAGES} <= names
-    assert "rules/policy.yaml" in names and "schemas/json/finding.json" in names
+    assert "cmdb_worker/rules/policy.yaml" in names
+    assert "cmdb_worker/schemas/json/finding.json" in names
+    assert not any(name.startswith(("worker/", "schemas/", "rules/")) for name in names)
 
 
 def test_license_is_the_full_apache_2_text() -> None:
@@ -72,11 +88,11 @@ def test_license_is_the_full_apache_2_text() -> None:
 
 
 def test_the_version_is_written_once() -> None:
-    """pyproject takes the version from worker.__version__; the installed metadata, the
+    """pyproject takes the version from cmdb_worker.worker.__version__; the installed metadata, the
     deployment's image tag and labels, and the changelog all agree with it."""
     assert "version" not in PYPROJECT["project"] and "version" in PYPROJECT["project"]["dynamic"]
     dynamic = PYPROJECT["tool"]["setuptools"]["dynamic"]["version"]
-    assert dynamic == {"attr": "worker.__version__"}
+    assert dynamic == {"attr": "cmdb_worker.worker.__version__"}
     assert metadata.version("cmdb-worker") == __version__
     deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "deployment.yaml").read_text())
     container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -107,7 +123,10 @@ def test_ci_and_the_image_install_from_the_constraints() -> None:
     """`make setup` (which `.ci/run` reaches through `make test`) and the Dockerfile install with
     `-c constraints.txt`, and the image build context includes it."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    assert "pip install --quiet -c constraints.txt -e '.[dev]'" in makefile
+    assert (
+        "pip install --quiet -c constraints.txt --config-settings editable_mode=strict -e '.[dev]'"
+        in makefile
+    )
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "pip install -c constraints.txt /dist/cmdb_worker-*.whl" in dockerfile
@@ -122,3 +141,37 @@ def test_the_base_image_is_pinned_by_digest_with_how_to_refresh_it() -> None:
     assert "docker buildx imagetools inspect" in dockerfile
     stages = re.findall(r"^FROM .*", dockerfile, re.M)
     assert stages and all(line.startswith("FROM ${PYTHON_IMAGE}") for line in stages)
+
+
+DJANGO_RULES = "rules==3.5"
+"""PyPI's ``rules`` (django-rules): a top-level package named like our rules/ folder."""
+
+
+def test_install_and_uninstall_leave_a_package_named_rules_alone(
+    wheel: zipfile.ZipFile, tmp_path: Path
+) -> None:
+    """In a clean venv beside PyPI's ``rules``, installing the wheel and then uninstalling it
+    leaves that package whole (the worker's packages live under cmdb_worker/). Probes run
+    outside the repository, whose own rules/ folder would shadow any installed one."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+
+    def pip(*args: str) -> None:
+        subprocess.run([python, "-m", "pip", "--quiet", "--disable-pip-version-check", *args],
+                       check=True)  # fmt: skip
+
+    def their_rules_intact() -> bool:
+        probe = "import rules.predicates, rules.rulesets; print(rules.__file__)"
+        found = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+        return found.returncode == 0 and str(venv) in found.stdout
+
+    pip("install", DJANGO_RULES)
+    assert their_rules_intact()
+    pip("install", "--no-deps", wheel.filename or "")
+    assert their_rules_intact()
+    where = "import importlib.util as u; print(u.find_spec('cmdb_worker.rules').origin)"
+    names = subprocess.run([python, "-c", where], capture_output=True, text=True, cwd=tmp_path)
+    assert names.stdout.strip().endswith("cmdb_worker/rules/__init__.py"), names.stderr
+    pip("uninstall", "--yes", "cmdb-worker")
+    assert their_rules_intact()
