@@ -172,11 +172,12 @@ def _critical_ci(
     policy: Policy, change: ChangeRequested, scope: Scope, now: datetime
 ) -> Reason | None:
     limit = policy.risk.critical_criticality
-    critical = sorted(
-        (scope.dependents.get(ci_id, 0), ci_id, record.criticality)
+    found = [
+        (ci_id, record.criticality)
         for ci_id, record in scope.records.items()
         if record.criticality is not None and record.criticality <= limit
-    )
+    ]
+    critical = sorted((scope.dependents.get(ci_id, 0), ci_id, level) for ci_id, level in found)
     if not critical:
         return None
     named = [f"{ci_id} (criticality {level}, {_where(hops)})" for hops, ci_id, level in critical]
