@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
+from schemas.dora import DoraTeam, MergedChange
 from schemas.ids import CIId
 from schemas.lessons import Lesson
 from schemas.records import CIRecord, SourceHealth, Suppression
@@ -23,9 +24,11 @@ from worker.engine import Engine
 from worker.identities import IdentityBatch
 from worker.state import (
     CHANGE,
+    DORA_TEAM,
     HISTORY,
     INCIDENT,
     LESSON,
+    MERGED_CHANGE,
     SERVICE_OUTCOMES,
     SOURCE,
     SUPPRESSION,
@@ -46,6 +49,8 @@ MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     TEAM_HISTORY: ("team_histories", TeamHistory),
     SOURCE: ("sources", SourceHealth),
     SUPPRESSION: ("suppressions", Suppression),
+    DORA_TEAM: ("dora", DoraTeam),
+    MERGED_CHANGE: ("merged_changes", MergedChange),
 }
 """Entity kinds kept as pydantic models in a ``State`` dict: kind -> (attribute, model)."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from rules.policy import Policy
 from schemas.events import (
+    ChangeMerged,
     ChangeRequested,
     ChangeUpdated,
     CIObserved,
@@ -23,7 +24,7 @@ from schemas.events import (
 from schemas.findings import Finding
 from schemas.ids import EventIdentity
 from schemas.records import CIRecord
-from worker import discovery, governance, incidents, lessons, sources, suppressions
+from worker import discovery, dora, governance, lessons, sources, suppressions
 from worker.identities import AppliedEvents
 from worker.state import State
 
@@ -39,10 +40,11 @@ HANDLERS: dict[type, Handler] = {
     CIObserved: sources.on_observed,
     CIRetired: discovery.on_retired,
     ScanCompleted: sources.on_scan_completed,
-    ChangeRequested: governance.on_change_requested,
-    ChangeUpdated: governance.on_change_updated,
-    Deploy: governance.on_deploy,
-    Incident: incidents.on_incident,
+    ChangeRequested: dora.counting_failures(governance.on_change_requested),
+    ChangeUpdated: dora.counting_failures(governance.on_change_updated),
+    Deploy: dora.on_deploy,
+    Incident: dora.on_incident,
+    ChangeMerged: dora.on_change_merged,
     LessonUpdated: lessons.on_lesson_updated,
     SuppressionSet: suppressions.on_suppression_set,
     Ignored: _ignore,

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from rules.policy import Policy
 from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
+from schemas.dora import DoraTeam, MergedChange
 from schemas.lessons import Lesson
 from schemas.records import CIRecord, SourceHealth, Suppression
 from worker.cmdb import Cmdb
@@ -14,6 +15,7 @@ CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
 SOURCE, SUPPRESSION = "source", "suppression"
 SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
 TEAM_HISTORY = "team_history"
+DORA_TEAM, MERGED_CHANGE = "dora_team", "merged_change"
 
 
 @dataclass
@@ -45,6 +47,10 @@ class State:
     """Kind ``source``, keyed by discovery source: every source that sent an observation or scan."""
     suppressions: dict[str, Suppression] = field(default_factory=dict)
     """Kind ``suppression``, keyed by subject: findings held back until a time."""
+    dora: dict[str, DoraTeam] = field(default_factory=dict)
+    """Kind ``dora_team``, keyed by owner team (``none``): the DORA four keys' totals."""
+    merged_changes: dict[str, MergedChange] = field(default_factory=dict)
+    """Kind ``merged_change``, keyed by change id: merged, lead time not yet observed."""
     lesson_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
 
