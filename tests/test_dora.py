@@ -90,10 +90,19 @@ def test_lead_time_runs_from_request_or_merge_to_the_first_linked_deploy(week):
 
 
 def test_change_failures_count_a_failed_change_once_and_a_bare_rollback(week):
-    """CHG1 fails by rollback (its later rolled_back state adds nothing) for its owner team-a;
-    the rollback with no change counts for the service's team."""
-    assert value(week, "change_failures_total", team="team-a") == 1
-    assert value(week, "change_failures_total", **PAYMENTS) == 1
+    """CHG1 fails by rollback (its later rolled_back state adds nothing), and a rollback with no
+    change counts too: both for the team owning the service, not CHG1's owner team-a."""
+    assert value(week, "change_failures_total", **PAYMENTS) == 2
+    assert value(week, "change_failures_total", team="team-a") is None
+
+
+def test_a_failed_change_that_names_no_known_service_counts_for_its_owner(run: Run):
+    """A change on a CI the CMDB does not know fails (state failed): its owner team-a counts it."""
+    run.feed(change_requested("CHG2", "database/unknown@prod", time=at(0)),
+             change_updated("CHG2", time=at(1), state="failed"))  # fmt: skip
+    run.restart()
+    run.feed(change_updated("CHG2", time=at(1), state="failed"))  # a redelivery
+    assert value(scraped(run), "change_failures_total", team="team-a") == 1
 
 
 def test_time_to_restore_runs_from_detected_to_the_first_resolved(week):

@@ -11,8 +11,9 @@ neither a redelivery nor a restart counts anything twice.
   ``customData.change_id``. The start is the ITSM change's ``requested`` time; for an id no ITSM
   change has, the time of a CDEvents ``change.merged`` naming it. Team: the deployed service's.
 - change failures: a change whose outcome becomes a failure (state ``failed``/``rolled_back``, or
-  a rollback linked to it), once per change, for its owner (else the service's); a
-  ``service.rolledback`` with no change counts as one for the service's owner.
+  a rollback linked to it), once per change, for the owner of the service it deployed (or names;
+  else the change's owner); a ``service.rolledback`` with no change counts as one for the
+  service's owner.
 - time to restore: from ``incident.detected``/``reported`` to its ``resolved``, for the owner of
   the incident's CI.
 """
@@ -61,9 +62,10 @@ def counting_failures(handler: Handler) -> Handler:
 
 
 def _change_team(state: State, change: ChangeRecord) -> str | None:
-    """The change's owner, else the owner of the first service it deployed (or names)."""
+    """The owner of the first service the change deployed (or names), else the change's owner:
+    the team its deploys count for, so failures and deployments divide like by like."""
     services = change.deployed_services or [ref.ci_id for ref in change.request.cis]
-    return change.request.owner or owner_of(state, next(iter(services), None))
+    return owner_of(state, next(iter(services), None)) or change.request.owner
 
 
 def _failed(change: ChangeRecord | None) -> bool:
