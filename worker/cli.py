@@ -72,7 +72,10 @@ binary-mode CloudEvents headers. A bad line never stops the replay: it is writte
 dead_letters.jsonl with its reason.
 
 Writes to --out: findings.jsonl, lessons.yaml, dead_letters.jsonl, cmdb.json (NetworkX
-node-link graph) and summary.json, and prints a summary table.
+node-link graph) and summary.json, and prints a summary table. With --tickets FILE, also the
+lessons as CDEvents ticket events (what `run` sends to cmdb.tickets with CMDB_WORKER_TICKETS on;
+as if the whole replay were one batch: ticket.created for each lesson, ticket.closed after it for
+one that ended Done or Won't Do).
 
 {EXIT_STATUS_HELP}"""
 
@@ -152,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="output directory (default: out)",
     )
     replay.add_argument("--quiet", action="store_true", help="no summary table on stdout")
+    replay.add_argument(
+        "--tickets", type=Path, metavar="FILE",
+        help="also write the lessons as CDEvents ticket events (JSON lines) to FILE",
+    )  # fmt: skip
     produce = _command(commands, "produce", "send event files to the input topics", PRODUCE_HELP)
     produce.add_argument("events", nargs="+", type=Path, metavar="EVENTS.jsonl")
     _lessons_commands(commands)
@@ -268,7 +275,9 @@ def _replaying_command(args: argparse.Namespace, policy: Policy) -> int:
         return policy_diff(args, policy)
     if args.command == "graph":
         return graph_export(args, policy)
-    return run_replay(policy, args.events, args.as_of, args.out, quiet=args.quiet)
+    return run_replay(
+        policy, args.events, args.as_of, args.out, quiet=args.quiet, tickets=args.tickets
+    )
 
 
 def policy_diff(args: argparse.Namespace, new: Policy) -> int:

@@ -22,6 +22,7 @@ from worker.export import (
 )
 from worker.logs import get_logger
 from worker.replay import STDIN, ReplayResult, replay
+from worker.tickets import event_json, ticket_events
 
 log = get_logger("cmdb_worker.replay")
 
@@ -33,13 +34,17 @@ EXIT_USAGE = 2
 
 
 def run_replay(
-    policy: Policy, paths: list[Path], as_of: datetime | None, out: Path, quiet: bool = False
-) -> int:
+    policy: Policy, paths: list[Path], as_of: datetime | None, out: Path, quiet: bool = False,
+    tickets: Path | None = None,
+) -> int:  # fmt: skip
+    """Replay and write the outputs to ``out``; with ``tickets``, the lessons as ticket events."""
     if not (all_exist(paths, "replay") and _made_dir(out)):  # fail fast, not after the replay
         return EXIT_USAGE
     engine, result, moment = replay_files(policy, paths, as_of)
     try:
         summary = write_outputs(engine, result, moment, out)
+        if tickets is not None:
+            write_tickets(engine, tickets)
     except OSError as error:
         return cannot_write("replay", error)
     log.info("replay_finished", **{k: v for k, v in summary.items() if k not in DETAILED})
@@ -121,6 +126,12 @@ def write_outputs(
     summary = summarise(engine, result, as_of)
     write_json(out / "summary.json", summary)
     return summary
+
+
+def write_tickets(engine: Engine, path: Path) -> None:
+    """Every lesson as the CDEvents ticket events one batch of the whole replay would send."""
+    events = ticket_events(engine.state.take_lesson_changes())
+    write_lines(path, (event_json(event) for event in events))
 
 
 def summarise(engine: Engine, result: ReplayResult, as_of: datetime) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from kafka.structs import OffsetAndMetadata
 
 from rules.policy import Policy
 from schemas.findings import Finding
-from worker import changelog
+from worker import changelog, tickets
 from worker.clock import Clock, EventClock, WallClock
 from worker.engine import Engine
 from worker.kafka_clients import (
@@ -132,6 +132,7 @@ class Runner:
         if tick:
             self._emit(producer, self.engine.tick(self.clock.now()))
         self._record_changes(producer)
+        tickets.send(producer, self.settings, self.engine.state.take_lesson_changes())
         self.metrics.findings_held_back(self.engine.take_suppressed())
         if offsets:
             producer.send_offsets_to_transaction(offsets, consumer.group_metadata())

@@ -53,6 +53,8 @@ class State:
     """Kind ``merged_change``, keyed by change id: merged, lead time not yet observed."""
     lesson_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
+    lesson_changes: dict[str, Lesson | None] = field(default_factory=dict)
+    """Lesson id -> the lesson before it changed (None: new), until ``take_lesson_changes``."""
 
     def __post_init__(self) -> None:
         self.cmdb = Cmdb(self.policy)
@@ -67,9 +69,16 @@ class State:
         return bool(vouching) and all(health.silent for health in vouching)
 
     def put_lesson(self, lesson: Lesson) -> None:
+        self.lesson_changes.setdefault(lesson.id, self.lessons.get(lesson.id))
         self.lessons[lesson.id] = lesson
         self.lesson_keys[(lesson.rule, lesson.subject)] = lesson.id
         self.touch(LESSON, lesson.id)
+
+    def take_lesson_changes(self) -> list[tuple[Lesson | None, Lesson]]:
+        """Each lesson changed since the last call: as it was before (None: new), and now."""
+        changes = [(before, self.lessons[key]) for key, before in self.lesson_changes.items()]
+        self.lesson_changes = {}
+        return changes
 
     def index_lessons(self) -> None:
         """Rebuild the (rule, subject) index from ``lessons``, after restoring them."""
