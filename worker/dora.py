@@ -72,10 +72,14 @@ def _failed(change: ChangeRecord | None) -> bool:
     return change is not None and change.outcome == "failure"
 
 
+_governed_deploy = counting_failures(governance.on_deploy)
+
+
 def on_deploy(state: State, event: InputEvent, payload: Deploy, now: datetime) -> list[Finding]:
+    """Count the deploy and, on a change's first deploy, its lead time; a bare rollback fails."""
     change = state.changes.get(payload.change_id) if payload.change_id else None
     first_link = change is None or not change.deploys
-    findings = counting_failures(governance.on_deploy)(state, event, payload, now)
+    findings = _governed_deploy(state, event, payload, now)
     service = state.cmdb.resolve(payload.service.ci_id)
     team = owner_of(state, service)
     if payload.predicate in DEPLOYS:
@@ -120,6 +124,7 @@ def on_change_merged(
 
 
 def on_incident(state: State, event: InputEvent, payload: Incident, now: datetime) -> list[Finding]:
+    """An incident's first resolve observes its time to restore."""
     known = state.incidents.get(payload.incident_id)
     was_open = known is not None and known.resolved_at is None
     findings = incidents.on_incident(state, event, payload, now)
