@@ -172,3 +172,11 @@ def test_an_unknown_around_ci_is_a_usage_error(
     args = ["graph", "export", str(events_file), "--format", "dot", "--around", "service/nope"]
     assert main(args) == 2
     assert "service/nope" in capsys.readouterr().err
+
+
+def test_events_and_cmdb_together_or_neither_are_refused(events_file: Path, tmp_path: Path):
+    """graph export needs exactly one input: event files, or --cmdb."""
+    for inputs in ([], [str(events_file), "--cmdb", str(tmp_path / "cmdb.json")]):
+        with pytest.raises(SystemExit) as refused:
+            main(["graph", "export", "--format", "dot", *inputs])
+        assert refused.value.code == 2
