@@ -25,7 +25,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from bench import scale
 from bench.throughput import PARTITIONS, start_worker
 from tests.kafka_broker import create_topics
-from worker import changelog
+from cmdb_worker.worker import changelog
 
 
 def produce_changelog(bootstrap: str, n_cis: int) -> dict[str, Any]:

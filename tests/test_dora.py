@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 from tests.events import at, observed
 from tests.governance_helpers import cdevent, change_requested, change_updated, deploy, incident
 from tests.restarts import Run
-from worker.metrics import Metrics
-from worker.status import refresh_state_gauges
+from cmdb_worker.worker.metrics import Metrics
+from cmdb_worker.worker.status import refresh_state_gauges
 
 API = "service/payments-api@prod"
 PAYMENTS = {"team": "team-payments"}

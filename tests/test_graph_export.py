@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.events import at, heartbeats, observed
-from worker.cli import main
-from worker.graph_export import export_graph, label_lines, to_dot, to_mermaid
+from cmdb_worker.worker.cli import main
+from cmdb_worker.worker.graph_export import export_graph, label_lines, to_dot, to_mermaid
 
 AWKWARD = 'we"ird\\app|<x>#1&y'
 """A CI name with every character DOT or Mermaid could choke on: quote, backslash, pipe, angle

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from rules.policy import overlay
-from schemas.findings import Finding, FindingData
-from worker.cli import main
-from worker.policy_diff import diff_findings
+from cmdb_worker.rules.policy import overlay
+from cmdb_worker.schemas.findings import Finding, FindingData
+from cmdb_worker.worker.cli import main
+from cmdb_worker.worker.policy_diff import diff_findings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 STRICTER = {

@@ -22,7 +22,7 @@ from tests.worker_process import (
     wait_caught_up,
     worker_env,
 )
-from worker.replay import message_from_line
+from cmdb_worker.worker.replay import message_from_line
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 

@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.structs import TopicPartition
 
-from schemas.tickets import TicketEvent
+from cmdb_worker.schemas.tickets import TicketEvent
 from tests.events import T0
 from tests.governance_helpers import deploy
 from tests.worker_process import (

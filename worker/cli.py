@@ -9,27 +9,27 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from rules.policy import Policy, PolicyError, load_policy
-from worker import __version__
-from worker.graph_export import (
+from cmdb_worker.rules.policy import Policy, PolicyError, load_policy
+from cmdb_worker.worker import __version__
+from cmdb_worker.worker.graph_export import (
     FORMATS,
     GraphRequest,
     graph_of_replay,
     read_graph,
     run_graph_export,
 )
-from worker.logs import configure_logging, get_logger
-from worker.policy_diff import run_policy_diff
-from worker.produce_command import run_produce
-from worker.replay_command import (
+from cmdb_worker.worker.logs import configure_logging, get_logger
+from cmdb_worker.worker.policy_diff import run_policy_diff
+from cmdb_worker.worker.produce_command import run_produce
+from cmdb_worker.worker.replay_command import (
     EXIT_ALL_DEAD_LETTERED,
     EXIT_USAGE,
     all_exist,
     run_lessons_export,
     run_replay,
 )
-from worker.service import serve
-from worker.settings import LOG_LEVELS, SettingsError, load_settings, settings_help
+from cmdb_worker.worker.service import serve
+from cmdb_worker.worker.settings import LOG_LEVELS, SettingsError, load_settings, settings_help
 
 DESCRIPTION = """\
 cmdb-worker keeps a CMDB dependency graph current from discovery, CI/CD and ITSM events, flags

@@ -22,13 +22,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from schemas.changes import ChangeRecord
-from schemas.dora import DoraTeam, MergedChange
-from schemas.events import ChangeMerged, Deploy, Incident, InputEvent
-from schemas.findings import Finding
-from schemas.ids import CIId
-from worker import governance, incidents
-from worker.state import DORA_TEAM, MERGED_CHANGE, State
+from cmdb_worker.schemas.changes import ChangeRecord
+from cmdb_worker.schemas.dora import DoraTeam, MergedChange
+from cmdb_worker.schemas.events import ChangeMerged, Deploy, Incident, InputEvent
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.worker import governance, incidents
+from cmdb_worker.worker.state import DORA_TEAM, MERGED_CHANGE, State
 
 Handler = Callable[[State, InputEvent, Any, datetime], list[Finding]]
 NO_TEAM = "none"

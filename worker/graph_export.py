@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 import networkx as nx
 
-from rules.policy import Policy
-from worker.export import graph_document
-from worker.replay_command import EXIT_USAGE, replay_files, write_document
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.worker.export import graph_document
+from cmdb_worker.worker.replay_command import EXIT_USAGE, replay_files, write_document
 
 Format = Literal["dot", "mermaid"]
 FORMATS: tuple[Format, ...] = ("dot", "mermaid")

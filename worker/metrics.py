@@ -25,9 +25,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from schemas.dora import DoraTeam, HistogramCounts
-from schemas.findings import FindingKind
-from worker import __version__
+from cmdb_worker.schemas.dora import DoraTeam, HistogramCounts
+from cmdb_worker.schemas.findings import FindingKind
+from cmdb_worker.worker import __version__
 
 PREFIX: Final = "cmdb_worker"
 NO_OWNER: Final = "none"

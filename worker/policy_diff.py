@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from rules.policy import Policy
-from schemas.findings import Finding
-from worker.replay_command import EXIT_USAGE, all_exist, replay_files, write_document
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.worker.replay_command import EXIT_USAGE, all_exist, replay_files, write_document
 
 Verdict = dict[str, Any]
 FindingKey = tuple[str, str]

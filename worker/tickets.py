@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from kafka import KafkaProducer
 
-from schemas.findings import FINDING_SOURCE
-from schemas.lessons import Lesson
-from schemas.tickets import (
+from cmdb_worker.schemas.findings import FINDING_SOURCE
+from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.schemas.tickets import (
     TICKET_EVENT_VERSION,
     TICKET_SPEC_VERSION,
     TicketContent,
@@ -25,7 +25,7 @@ from schemas.tickets import (
     TicketPredicate,
     TicketSubject,
 )
-from worker.settings import Settings
+from cmdb_worker.worker.settings import Settings
 
 LessonChange = tuple[Lesson | None, Lesson]
 """A lesson as it was before a batch (None: new) and as it is after."""
