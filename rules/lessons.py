@@ -17,7 +17,13 @@ from typing import Literal
 from cmdb_worker.rules.findings import finding_id, make_finding
 from cmdb_worker.rules.policy import LessonText, Policy
 from cmdb_worker.rules.staleness import stale_at
-from cmdb_worker.schemas.changes import ChangeRecord, DeployEntry, IncidentEntry, IncidentRecord, Suspect
+from cmdb_worker.schemas.changes import (
+    ChangeRecord,
+    DeployEntry,
+    IncidentEntry,
+    IncidentRecord,
+    Suspect,
+)
 from cmdb_worker.schemas.findings import Finding, Reason
 from cmdb_worker.schemas.lessons import Impact, Lesson
 from cmdb_worker.schemas.records import CIRecord

@@ -8,8 +8,8 @@ import pytest
 
 from cmdb_worker.rules.policy import Policy, load_policy
 from cmdb_worker.schemas.findings import Finding
-from tests.events import to_input
 from cmdb_worker.worker.engine import Engine
+from tests.events import to_input
 
 pytest_plugins = ["tests.kafka_broker", "tests.worker_process", "tests.restarts"]
 

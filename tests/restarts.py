@@ -9,9 +9,9 @@ import pytest
 
 from cmdb_worker.rules.policy import Policy, load_policy
 from cmdb_worker.schemas.findings import Finding
-from tests.events import T0, heartbeats, to_input
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.engine import Engine
+from tests.events import T0, heartbeats, to_input
 
 
 class Run:

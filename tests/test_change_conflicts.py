@@ -4,10 +4,10 @@ import pytest
 
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.worker.engine import Engine
 from tests.events import at, observed, to_input
 from tests.governance_helpers import SAFE, change_requested, change_updated, of_kind
 from tests.governance_policy import governance_policy, window
-from cmdb_worker.worker.engine import Engine
 
 EARLIER = "overlaps open changes requested earlier: "
 API, PG, WEB = "service/payments-api@prod", "database/payments-pg@prod", "service/web@prod"

@@ -6,13 +6,13 @@ from typing import Any
 
 from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.schemas.findings import Finding
-from tests.events import at, heartbeats, observed, to_input
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.clock import EventClock
 from cmdb_worker.worker.engine import Engine
 from cmdb_worker.worker.export import graph_document, lessons_yaml
 from cmdb_worker.worker.processing import process
 from cmdb_worker.worker.replay import message_from_line
+from tests.events import at, heartbeats, observed, to_input
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "events.jsonl"
 

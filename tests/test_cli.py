@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from cmdb_worker.rules.policy import Policy
-from tests.events import observed
 from cmdb_worker.worker import __version__, cli
 from cmdb_worker.worker.replay_command import EXIT_ALL_DEAD_LETTERED
 from cmdb_worker.worker.settings import Settings
+from tests.events import observed
 
 CMDB_WORKER = Path(sys.executable).with_name("cmdb-worker")
 

@@ -18,11 +18,11 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from cmdb_worker.schemas.decode import InvalidEvent, decode
 from cmdb_worker.schemas.events import CIObserved
-from tests.events import T0, iso
-from tests.kafka_broker import create_topics
 from cmdb_worker.worker.cli import main
 from cmdb_worker.worker.engine import Engine
 from cmdb_worker.worker.runner import _record_time
+from tests.events import T0, iso
+from tests.kafka_broker import create_topics
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 DATA = {"ci": {"type": "service", "name": "billing", "environment": "prod"}}

@@ -15,8 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cmdb_worker.schemas.ci import make_ci_id
-from tests.worker_process import WorkerTopics, read_topic, worker_env
 from cmdb_worker.worker.cli import main
+from tests.worker_process import WorkerTopics, read_topic, worker_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "events.jsonl"

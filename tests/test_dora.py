@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from cmdb_worker.worker.metrics import Metrics
+from cmdb_worker.worker.status import refresh_state_gauges
 from tests.events import at, observed
 from tests.governance_helpers import cdevent, change_requested, change_updated, deploy, incident
 from tests.restarts import Run
-from cmdb_worker.worker.metrics import Metrics
-from cmdb_worker.worker.status import refresh_state_gauges
 
 API = "service/payments-api@prod"
 PAYMENTS = {"team": "team-payments"}

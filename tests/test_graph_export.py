@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.events import at, heartbeats, observed
 from cmdb_worker.worker.cli import main
 from cmdb_worker.worker.graph_export import export_graph, label_lines, to_dot, to_mermaid
+from tests.events import at, heartbeats, observed
 
 AWKWARD = 'we"ird\\app|<x>#1&y'
 """A CI name with every character DOT or Mermaid could choke on: quote, backslash, pipe, angle

@@ -24,9 +24,6 @@ from prometheus_client import CollectorRegistry
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.rules.risk import blast_radius
 from cmdb_worker.schemas.ids import CIId
-from tests.conftest import Feed
-from tests.events import at, heartbeats, observed
-from tests.governance_helpers import SAFE, change_requested, change_updated, deploy, payments_estate
 from cmdb_worker.worker.api import Api
 from cmdb_worker.worker.engine import Engine
 from cmdb_worker.worker.export import lessons_yaml
@@ -34,6 +31,9 @@ from cmdb_worker.worker.http import StatusServer, liveness
 from cmdb_worker.worker.metrics import Metrics
 from cmdb_worker.worker.runner import Runner
 from cmdb_worker.worker.settings import Settings
+from tests.conftest import Feed
+from tests.events import at, heartbeats, observed
+from tests.governance_helpers import SAFE, change_requested, change_updated, deploy, payments_estate
 
 NOW = at(hours=1)
 PAYMENTS_API = "service/payments-api@prod"

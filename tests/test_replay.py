@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.events import at, cloudevent, heartbeats, iso, observed, retired
 from cmdb_worker.worker.cli import main
+from tests.events import at, cloudevent, heartbeats, iso, observed, retired
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "events.jsonl"
 SAMPLE_POLICY = SAMPLE.with_name("policy.yaml")

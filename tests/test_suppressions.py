@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.events import at, cloudevent, iso, observed
-from tests.restarts import Run, of_kind
 from cmdb_worker.worker.clock import EventClock
 from cmdb_worker.worker.engine import Engine
 from cmdb_worker.worker.metrics import Metrics
 from cmdb_worker.worker.processing import process
+from tests.events import at, cloudevent, iso, observed
+from tests.restarts import Run, of_kind
 
 API = "service/api@prod"
 EU = "/discovery/a"

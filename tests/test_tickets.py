@@ -10,12 +10,12 @@ import pytest
 from pydantic import ValidationError
 
 from cmdb_worker.schemas.tickets import TicketEvent
-from tests.events import at
-from tests.governance_helpers import change_requested, change_updated, lesson_updated
-from tests.restarts import Run
 from cmdb_worker.worker.cli import main
 from cmdb_worker.worker.replay_command import OUTPUT_FILES
 from cmdb_worker.worker.tickets import event_json, ticket_events, ticket_message
+from tests.events import at
+from tests.governance_helpers import change_requested, change_updated, lesson_updated
+from tests.restarts import Run
 
 # The spec's examples of ticket.created/updated/closed carry every context field (schemaUri and
 # links too) and every content field of their schema; these are the same shapes, in our words.

@@ -13,7 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cmdb_worker.schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
+from cmdb_worker.schemas.changes import (
+    ChangeOutcomes,
+    ChangeRecord,
+    CIHistory,
+    IncidentRecord,
+    TeamHistory,
+)
 from cmdb_worker.schemas.dora import DoraTeam, MergedChange
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson

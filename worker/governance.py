@@ -8,7 +8,13 @@ from datetime import datetime
 
 from cmdb_worker.rules import authorization, conflicts, risk
 from cmdb_worker.rules import lessons as lesson_rules
-from cmdb_worker.schemas.changes import ChangeOutcomes, ChangeRecord, DeployEntry, Outcome, TeamHistory
+from cmdb_worker.schemas.changes import (
+    ChangeOutcomes,
+    ChangeRecord,
+    DeployEntry,
+    Outcome,
+    TeamHistory,
+)
 from cmdb_worker.schemas.ci import ObservedCI, Relation
 from cmdb_worker.schemas.decode import InvalidEvent
 from cmdb_worker.schemas.events import (

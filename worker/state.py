@@ -3,7 +3,13 @@
 from dataclasses import dataclass, field
 
 from cmdb_worker.rules.policy import Policy
-from cmdb_worker.schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
+from cmdb_worker.schemas.changes import (
+    ChangeOutcomes,
+    ChangeRecord,
+    CIHistory,
+    IncidentRecord,
+    TeamHistory,
+)
 from cmdb_worker.schemas.dora import DoraTeam, MergedChange
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
