@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from cmdb_worker.schemas.ci import CIRef, NonBlank
 from cmdb_worker.schemas.envelope import CDEvent, CloudEvent
 from cmdb_worker.schemas.events import (
+    ChangeMerged,
     ChangeRequested,
     ChangeUpdated,
     CIObserved,
@@ -81,8 +82,11 @@ class _IncidentContent(BaseModel):
     description: str | None = None
 
 
-class _DeployCustomData(BaseModel):
+class _ChangeLink(BaseModel):
     change_id: NonBlank | None = None
+
+
+class _DeployCustomData(_ChangeLink):
     depends_on: list[CIRef] = []
     owner: NonBlank | None = None
     criticality: int | None = None
@@ -229,6 +233,11 @@ def _incident(event: CDEvent) -> EventPayload:
     )
 
 
+def _change_merged(event: CDEvent) -> EventPayload:
+    custom = _ChangeLink.model_validate(_custom_data(event))
+    return ChangeMerged(change_id=custom.change_id or event.subject.id)
+
+
 def _custom_data(event: CDEvent) -> dict[str, Any]:
     return event.customData if isinstance(event.customData, dict) else {}
 
@@ -238,6 +247,7 @@ CDEVENT_BUILDERS: dict[str, Callable[[CDEvent], EventPayload]] = {
         ("service.deployed", "service.upgraded", "service.rolledback", "service.removed"), _deploy
     ),
     **dict.fromkeys(("incident.detected", "incident.reported", "incident.resolved"), _incident),
+    "change.merged": _change_merged,
 }
 
 

@@ -142,6 +142,15 @@ class Incident(Payload):
     description: str | None = None
 
 
+class ChangeMerged(Payload):
+    """A CDEvent ``change.merged``: a source change merged, where its DORA lead time starts.
+
+    ``change_id`` is ``customData.change_id`` when given (the id deploys name), else the
+    CDEvent's ``subject.id``."""
+
+    change_id: NonBlank
+
+
 class Ignored(Payload):
     """A well-formed CDEvent of a type the worker has no use for (accepted, no effect)."""
 
@@ -158,6 +167,7 @@ EventPayload = (
     | SuppressionSet
     | Deploy
     | Incident
+    | ChangeMerged
     | Ignored
 )
 

@@ -27,15 +27,22 @@ RUNBOOKS = PROM_DIR / "runbooks"
 DASHBOARD = ROOT / "deploy" / "grafana" / "cmdb-worker-dashboard.json"
 FETCH_SCRIPT = ROOT / "deploy" / "local" / "prometheus.sh"
 RUNBOOK_BASE = CONFIG["runbook_base_url"].rstrip("/") + "/"
-METRIC_NAME = re.compile(r"\bcmdb_worker_[a-z0-9_]+")
+METRIC_NAME = re.compile(r"(?<![\w:])cmdb_worker_[a-z0-9_]+")
+"""A raw series name, not inside a recorded one (``team:cmdb_worker_deployments:increase1d``)."""
+RECORDED_NAME = re.compile(r"[a-z_]+:cmdb_worker_[a-z0-9_:]+")
+
+
+def load_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+    return [rule for group in groups for rule in group["rules"]]
 
 
 def load_alerts() -> list[dict[str, Any]]:
-    groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
-    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+    return [rule for rule in load_rules() if "alert" in rule]
 
 
 ALERT_RULES = load_alerts()
+RECORDING_RULES = [rule for rule in load_rules() if "record" in rule]
 ALERT_IDS = [rule["alert"] for rule in ALERT_RULES]
 
 
@@ -199,11 +206,19 @@ def dashboard_exprs() -> list[str]:
 
 
 def test_alerts_and_dashboard_only_use_exported_metrics() -> None:
-    """Every cmdb_worker_* name in the alerts and the dashboard is a sample Metrics exports."""
+    """Every cmdb_worker_* name in the alert and recording rules and the dashboard is a sample
+    Metrics exports."""
     exported = exported_metric_names()
-    alert_exprs = [str(rule["expr"]) for rule in ALERT_RULES]
-    used = {name for e in alert_exprs + dashboard_exprs() for name in METRIC_NAME.findall(e)}
+    rule_exprs = [str(rule["expr"]) for rule in ALERT_RULES + RECORDING_RULES]
+    used = {name for e in rule_exprs + dashboard_exprs() for name in METRIC_NAME.findall(e)}
     assert used and used <= exported, sorted(used - exported)
+
+
+def test_dashboard_reads_only_recorded_series_the_rules_record() -> None:
+    """Every ``level:cmdb_worker_...:operation`` name a panel reads is a recording rule's."""
+    recorded = {rule["record"] for rule in RECORDING_RULES}
+    read = {name for expr in dashboard_exprs() for name in RECORDED_NAME.findall(expr)}
+    assert len(read) >= 5 and read <= recorded, sorted(read - recorded)
 
 
 def test_dashboard_uses_the_datasource_variable() -> None:

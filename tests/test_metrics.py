@@ -253,7 +253,7 @@ def test_worker_process_and_python_metrics_are_exported(
     assert sample(registry, "process_resident_memory_bytes") > 0
     assert sample(registry, "process_cpu_seconds_total") >= 0
     assert registry.get_sample_value("python_gc_collections_total", {"generation": "0"}) is not None
-    assert len([n for n in names if n.startswith("cmdb_worker_")]) == 25
+    assert len([n for n in names if n.startswith("cmdb_worker_")]) == 29
 
 
 def test_memory_limit_is_exported_when_told(registry: CollectorRegistry, metrics: Metrics) -> None:

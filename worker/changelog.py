@@ -20,6 +20,7 @@ from cmdb_worker.schemas.changes import (
     IncidentRecord,
     TeamHistory,
 )
+from cmdb_worker.schemas.dora import DoraTeam, MergedChange
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
@@ -29,9 +30,11 @@ from cmdb_worker.worker.engine import Engine
 from cmdb_worker.worker.identities import IdentityBatch
 from cmdb_worker.worker.state import (
     CHANGE,
+    DORA_TEAM,
     HISTORY,
     INCIDENT,
     LESSON,
+    MERGED_CHANGE,
     SERVICE_OUTCOMES,
     SOURCE,
     SUPPRESSION,
@@ -52,6 +55,8 @@ MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     TEAM_HISTORY: ("team_histories", TeamHistory),
     SOURCE: ("sources", SourceHealth),
     SUPPRESSION: ("suppressions", Suppression),
+    DORA_TEAM: ("dora", DoraTeam),
+    MERGED_CHANGE: ("merged_changes", MergedChange),
 }
 """Entity kinds kept as pydantic models in a ``State`` dict: kind -> (attribute, model)."""
 

@@ -5,17 +5,26 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from cmdb_worker.rules.policy import PolicyError, load_policy
+from cmdb_worker.rules.policy import Policy, PolicyError, load_policy
 from cmdb_worker.worker import __version__
+from cmdb_worker.worker.graph_export import (
+    FORMATS,
+    GraphRequest,
+    graph_of_replay,
+    read_graph,
+    run_graph_export,
+)
 from cmdb_worker.worker.logs import configure_logging, get_logger
+from cmdb_worker.worker.policy_diff import run_policy_diff
 from cmdb_worker.worker.produce_command import run_produce
 from cmdb_worker.worker.replay_command import (
     EXIT_ALL_DEAD_LETTERED,
     EXIT_USAGE,
+    all_exist,
     run_lessons_export,
     run_replay,
 )
@@ -30,6 +39,8 @@ stale CIs and risky changes, correlates incidents with recent changes and files 
   replay   embedded mode: replay JSON-lines event files, no broker needed
   produce  send JSON-lines event files to the input topics, routed and keyed by the contract
   lessons  the Lessons Register: `lessons export` replays event files and writes it as YAML
+  policy   `policy diff`: what a new policy would conclude differently on the same events
+  graph    `graph export`: the CMDB graph (or a CI's neighbourhood) as Graphviz DOT or Mermaid
 """
 
 RUN_HELP = f"""\
@@ -61,7 +72,10 @@ binary-mode CloudEvents headers. A bad line never stops the replay: it is writte
 dead_letters.jsonl with its reason.
 
 Writes to --out: findings.jsonl, lessons.yaml, dead_letters.jsonl, cmdb.json (NetworkX
-node-link graph) and summary.json, and prints a summary table.
+node-link graph) and summary.json, and prints a summary table. With --tickets FILE, also the
+lessons as CDEvents ticket events (what `run` sends to cmdb.tickets with CMDB_WORKER_TICKETS on;
+as if the whole replay were one batch: ticket.created for each lesson, ticket.closed after it for
+one that ended Done or Won't Do).
 
 {EXIT_STATUS_HELP}"""
 
@@ -83,6 +97,29 @@ description, impact, owner, action, due, status), then rule, subject, evidence, 
 created_at and updated_at. Overdue checks are made as of --as-of (default: the latest event time).
 
 {EXIT_STATUS_HELP}"""
+
+
+POLICY_DIFF_HELP = """\
+Replay JSON-lines event files twice, under --base (default: the packaged policy) and under
+--policy, judged as of the same moment, and print what the new policy changes: findings that
+appear, disappear, or change (same kind and subject, different severity, score, level or route;
+the last finding of a kind about a subject counts). Both policy files overlay the packaged
+policy key by key, as `replay --policy` does. A table by default, JSON with --json.
+
+Exit status: 0 done; 2 bad usage, a missing input file or a refused policy.
+"""
+
+GRAPH_EXPORT_HELP = """\
+Write the CMDB graph as Graphviz DOT (`dot -Tsvg`) or a Mermaid flowchart (GitHub and most
+wikis render it), for docs and tickets. The graph is the one `replay` writes as cmdb.json: give
+event files to replay them (with --policy and --as-of as replay takes them), or --cmdb with a
+replay's cmdb.json. Nodes say type, name and environment; stale and unverified CIs are dashed
+and say so; edges are labelled with their relation type. --around CI keeps only the CIs within
+--depth relations of it (either direction; an alias works too).
+
+Exit status: 0 done; 2 bad usage, a missing input, an unknown --around CI or an output that
+cannot be written.
+"""
 
 
 def _timestamp(text: str) -> datetime:
@@ -118,9 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="output directory (default: out)",
     )
     replay.add_argument("--quiet", action="store_true", help="no summary table on stdout")
+    replay.add_argument(
+        "--tickets", type=Path, metavar="FILE",
+        help="also write the lessons as CDEvents ticket events (JSON lines) to FILE",
+    )  # fmt: skip
     produce = _command(commands, "produce", "send event files to the input topics", PRODUCE_HELP)
     produce.add_argument("events", nargs="+", type=Path, metavar="EVENTS.jsonl")
     _lessons_commands(commands)
+    _policy_commands(commands)
+    _graph_commands(commands)
     return parser
 
 
@@ -146,9 +189,15 @@ def _log_level(parser: argparse.ArgumentParser, default: str | None) -> None:
     )  # fmt: skip
 
 
-def _replay_inputs(command: argparse.ArgumentParser) -> None:
-    command.add_argument("events", nargs="+", type=Path, metavar="EVENTS.jsonl")
-    command.add_argument("--policy", type=Path, help="policy YAML (default: the packaged policy)")
+PACKAGED_POLICY_HELP: dict[str, Any] = {"help": "policy YAML (default: the packaged policy)"}
+
+
+def _replay_inputs(
+    command: argparse.ArgumentParser, events: str = "+", policy: dict[str, Any] | None = None
+) -> None:
+    """The event files, --policy (as ``policy`` says, else optional) and --as-of."""
+    command.add_argument("events", nargs=events, type=Path, metavar="EVENTS.jsonl")
+    command.add_argument("--policy", type=Path, **(policy or PACKAGED_POLICY_HELP))
     command.add_argument(
         "--as-of",
         type=_timestamp,
@@ -169,20 +218,87 @@ def _lessons_commands(commands: "Commands") -> None:
     )
 
 
+def _policy_commands(commands: "Commands") -> None:
+    policy = commands.add_parser("policy", help="compare policies on the same events")
+    actions = policy.add_subparsers(dest="action", required=True, metavar="ACTION")
+    diff = _command(actions, "diff", "what a new policy changes on these events", POLICY_DIFF_HELP)
+    new_policy = {"required": True, "metavar": "NEW.yaml",
+                  "help": "the policy to try (overlays the packaged one)"}  # fmt: skip
+    _replay_inputs(diff, policy=new_policy)
+    diff.add_argument("--base", type=Path, metavar="OLD.yaml",
+                      help="the policy to compare with (default: the packaged policy)")  # fmt: skip
+    diff.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+
+def _graph_commands(commands: "Commands") -> None:
+    graph = commands.add_parser("graph", help="the CMDB graph as a picture")
+    actions = graph.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = _command(actions, "export", "write the graph as DOT or Mermaid", GRAPH_EXPORT_HELP)
+    _replay_inputs(export, events="*")
+    export.add_argument("--cmdb", type=Path, metavar="cmdb.json",
+                        help="a replay's cmdb.json instead of event files")  # fmt: skip
+    export.add_argument("--format", choices=FORMATS, required=True)
+    export.add_argument("--around", metavar="CI", help="only this CI's neighbourhood")
+    export.add_argument("--depth", type=_depth, default=2, metavar="N",
+                        help="relations followed from --around (default: 2)")  # fmt: skip
+    export.add_argument("-o", "--out", type=Path, metavar="FILE",
+                        help="write here (default: standard output)")  # fmt: skip
+
+
+def _depth(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of relations")
+    return int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "run":
         return run_worker(args.log_level)
     configure_logging(args.log_level or "INFO")
     if args.command == "produce":
         return produce_events(args.events)
+    if args.command == "graph" and bool(args.events) == bool(args.cmdb):
+        parser.error("graph export: give event files or --cmdb, not both or neither")
     try:
         policy = load_policy(args.policy)
     except PolicyError as error:
         return _refuse(error)
+    return _replaying_command(args, policy)
+
+
+def _replaying_command(args: argparse.Namespace, policy: Policy) -> int:
     if args.command == "lessons":
         return run_lessons_export(policy, args.events, args.as_of, args.out)
-    return run_replay(policy, args.events, args.as_of, args.out, quiet=args.quiet)
+    if args.command == "policy":
+        return policy_diff(args, policy)
+    if args.command == "graph":
+        return graph_export(args, policy)
+    return run_replay(
+        policy, args.events, args.as_of, args.out, quiet=args.quiet, tickets=args.tickets
+    )
+
+
+def policy_diff(args: argparse.Namespace, new: Policy) -> int:
+    try:
+        base = load_policy(args.base)
+    except PolicyError as error:
+        return _refuse(error)
+    names = (str(args.base or "packaged policy"), str(args.policy))
+    return run_policy_diff((base, names[0]), (new, names[1]), args.events, args.as_of, args.json)
+
+
+def graph_export(args: argparse.Namespace, policy: Policy) -> int:
+    request = GraphRequest(args.format, args.around, args.depth, args.out)
+    if args.cmdb is not None:
+        try:
+            return run_graph_export(read_graph(args.cmdb), request)
+        except (OSError, ValueError) as error:
+            return _refuse(ValueError(f"graph export: cannot read {args.cmdb}: {error}"))
+    if not all_exist(args.events, "graph export"):
+        return EXIT_USAGE
+    return run_graph_export(graph_of_replay(policy, args.events, args.as_of), request)
 
 
 def run_worker(log_level: str | None = None) -> int:

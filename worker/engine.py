@@ -8,6 +8,7 @@ from typing import Any
 
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.events import (
+    ChangeMerged,
     ChangeRequested,
     ChangeUpdated,
     CIObserved,
@@ -23,7 +24,14 @@ from cmdb_worker.schemas.events import (
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import EventIdentity
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker import discovery, governance, incidents, lessons, sources, suppressions
+from cmdb_worker.worker import (
+    discovery,
+    dora,
+    governance,
+    lessons,
+    sources,
+    suppressions,
+)
 from cmdb_worker.worker.identities import AppliedEvents
 from cmdb_worker.worker.state import State
 
@@ -39,10 +47,11 @@ HANDLERS: dict[type, Handler] = {
     CIObserved: sources.on_observed,
     CIRetired: discovery.on_retired,
     ScanCompleted: sources.on_scan_completed,
-    ChangeRequested: governance.on_change_requested,
-    ChangeUpdated: governance.on_change_updated,
-    Deploy: governance.on_deploy,
-    Incident: incidents.on_incident,
+    ChangeRequested: dora.counting_failures(governance.on_change_requested),
+    ChangeUpdated: dora.counting_failures(governance.on_change_updated),
+    Deploy: dora.on_deploy,
+    Incident: dora.on_incident,
+    ChangeMerged: dora.on_change_merged,
     LessonUpdated: lessons.on_lesson_updated,
     SuppressionSet: suppressions.on_suppression_set,
     Ignored: _ignore,

@@ -135,6 +135,7 @@ def _all_topics(settings: Settings) -> list[str]:
         settings.topic_lessons,
         settings.topic_dlq,
         settings.topic_state,
+        *([settings.topic_tickets] if settings.tickets else []),
     ]
     return [*settings.input_topics, *outputs]
 

@@ -9,7 +9,7 @@ explicitly (an injected clock), never read here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import product
 from typing import Final, get_args
 
@@ -22,7 +22,10 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from cmdb_worker.schemas.dora import DoraTeam, HistogramCounts
 from cmdb_worker.schemas.findings import FindingKind
 from cmdb_worker.worker import __version__
 
@@ -75,6 +78,57 @@ def _add_runtime_collectors(registry: CollectorRegistry) -> None:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
+
+
+class DoraCollector(Collector):
+    """The DORA four keys, exposed from the state's cumulative totals (``schemas.dora``).
+
+    Never incremented here: ``publish`` replaces the snapshot, so the exposed counts are exactly
+    the state's, across redeliveries and restarts. Labels: ``team`` (owner team or ``none``),
+    and for deployments ``service`` (the service's name) and ``environment``.
+    """
+
+    def __init__(self) -> None:
+        self.teams: list[DoraTeam] = []
+
+    def publish(self, teams: Iterable[DoraTeam]) -> None:
+        self.teams = [team.model_copy(deep=True) for team in teams]
+
+    def collect(self) -> Iterator[Metric]:
+        teams = self.teams
+        yield self._deployments(teams)
+        yield _histogram("change_lead_time_seconds", "Change requested (or merged) to its "
+                         "first deploy.", {t.team: t.lead_time for t in teams})  # fmt: skip
+        failures = CounterMetricFamily(
+            f"{PREFIX}_change_failures", "Changes that failed, and rollbacks of no change.",
+            labels=["team"],
+        )  # fmt: skip
+        for team in teams:
+            failures.add_metric([team.team], team.change_failures)
+        yield failures
+        yield _histogram("time_to_restore_seconds", "Incident detected to resolved.",
+                         {t.team: t.time_to_restore for t in teams})  # fmt: skip
+
+    @staticmethod
+    def _deployments(teams: list[DoraTeam]) -> Metric:
+        family = CounterMetricFamily(
+            f"{PREFIX}_deployments", "Deploys (deployed, upgraded) by service.",
+            labels=["service", "environment", "team"],
+        )  # fmt: skip
+        for team in teams:
+            for key, count in sorted(team.deployments.items()):
+                environment, _, service = key.partition("|")
+                family.add_metric([service, environment, team.team], count)
+        return family
+
+
+def _histogram(name: str, doc: str, by_team: Mapping[str, HistogramCounts]) -> Metric:
+    family = HistogramMetricFamily(f"{PREFIX}_{name}", doc, labels=["team"])
+    for team, counts in by_team.items():
+        cumulative = counts.cumulative()
+        bounds = [str(bound) for bound in counts.bounds] + ["+Inf"]
+        family.add_metric([team], list(zip(bounds, cumulative, strict=True)), counts.sum)
+    return family
 
 
 class Metrics:
@@ -157,6 +211,8 @@ class Metrics:
         self.memory_limit_bytes: Final = _gauge(
             r, "memory_limit_bytes", "The container's memory limit, when told (downward API)."
         )
+        self.dora: Final = DoraCollector()
+        r.register(self.dora)
         self._zero_known_series()
         _add_runtime_collectors(r)
 

@@ -22,6 +22,7 @@ from cmdb_worker.worker.export import (
 )
 from cmdb_worker.worker.logs import get_logger
 from cmdb_worker.worker.replay import STDIN, ReplayResult, replay
+from cmdb_worker.worker.tickets import event_json, ticket_events
 
 log = get_logger("cmdb_worker.replay")
 
@@ -33,15 +34,19 @@ EXIT_USAGE = 2
 
 
 def run_replay(
-    policy: Policy, paths: list[Path], as_of: datetime | None, out: Path, quiet: bool = False
-) -> int:
-    if not (_all_exist(paths, "replay") and _made_dir(out)):  # fail fast, not after the replay
+    policy: Policy, paths: list[Path], as_of: datetime | None, out: Path, quiet: bool = False,
+    tickets: Path | None = None,
+) -> int:  # fmt: skip
+    """Replay and write the outputs to ``out``; with ``tickets``, the lessons as ticket events."""
+    if not (all_exist(paths, "replay") and _made_dir(out)):  # fail fast, not after the replay
         return EXIT_USAGE
     engine, result, moment = replay_files(policy, paths, as_of)
     try:
         summary = write_outputs(engine, result, moment, out)
+        if tickets is not None:
+            write_tickets(engine, tickets)
     except OSError as error:
-        return _cannot_write("replay", error)
+        return cannot_write("replay", error)
     log.info("replay_finished", **{k: v for k, v in summary.items() if k not in DETAILED})
     if not quiet:
         print(summary_table(summary, out))
@@ -52,18 +57,23 @@ def run_lessons_export(
     policy: Policy, paths: list[Path], as_of: datetime | None, output: Path | None
 ) -> int:
     """``cmdb-worker lessons export``: replay, then write only the register (stdout by default)."""
-    if not _all_exist(paths, "lessons export"):
+    if not all_exist(paths, "lessons export"):
         return EXIT_USAGE
     engine, result, _ = replay_files(policy, paths, as_of)
     register = lessons_yaml(engine.state.lessons.values())
+    return write_document(register, output, "lessons export") or replay_status(result)
+
+
+def write_document(text: str, output: Path | None, command: str) -> int:
+    """Write ``text`` to ``output`` (None: standard output); 0, or ``EXIT_USAGE`` if it fails."""
     try:
         if output is None:
-            sys.stdout.write(register)
+            sys.stdout.write(text)
         else:
-            output.write_text(register, encoding="utf-8")
+            output.write_text(text, encoding="utf-8")
     except OSError as error:
-        return _cannot_write("lessons export", error)
-    return replay_status(result)
+        return cannot_write(command, error)
+    return 0
 
 
 def replay_status(result: ReplayResult) -> int:
@@ -76,18 +86,18 @@ def _made_dir(out: Path) -> bool:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        _cannot_write("replay", error)
+        cannot_write("replay", error)
         return False
     return True
 
 
-def _cannot_write(command: str, error: OSError) -> int:
+def cannot_write(command: str, error: OSError) -> int:
     where = f" {error.filename}" if error.filename else ""
     print(f"cmdb-worker {command}: cannot write{where}: {error.strerror or error}", file=sys.stderr)
     return EXIT_USAGE
 
 
-def _all_exist(paths: list[Path], command: str) -> bool:
+def all_exist(paths: list[Path], command: str) -> bool:
     missing = [str(path) for path in paths if path != STDIN and not path.is_file()]
     if missing:
         print(f"cmdb-worker {command}: no such file: {', '.join(missing)}", file=sys.stderr)
@@ -116,6 +126,12 @@ def write_outputs(
     summary = summarise(engine, result, as_of)
     write_json(out / "summary.json", summary)
     return summary
+
+
+def write_tickets(engine: Engine, path: Path) -> None:
+    """Every lesson as the CDEvents ticket events one batch of the whole replay would send."""
+    events = ticket_events(engine.state.take_lesson_changes())
+    write_lines(path, (event_json(event) for event in events))
 
 
 def summarise(engine: Engine, result: ReplayResult, as_of: datetime) -> dict[str, Any]:

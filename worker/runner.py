@@ -19,7 +19,7 @@ from kafka.structs import OffsetAndMetadata
 
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.findings import Finding
-from cmdb_worker.worker import changelog
+from cmdb_worker.worker import changelog, tickets
 from cmdb_worker.worker.clock import Clock, EventClock, WallClock
 from cmdb_worker.worker.engine import Engine
 from cmdb_worker.worker.kafka_clients import (
@@ -132,6 +132,7 @@ class Runner:
         if tick:
             self._emit(producer, self.engine.tick(self.clock.now()))
         self._record_changes(producer)
+        tickets.send(producer, self.settings, self.engine.state.take_lesson_changes())
         self.metrics.findings_held_back(self.engine.take_suppressed())
         if offsets:
             producer.send_offsets_to_transaction(offsets, consumer.group_metadata())

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     """Output: messages that cannot be applied, untouched, with the reason in headers."""
     topic_state: str = "cmdb.state"
     """Internal (compacted): the changelog every replica rebuilds its state from."""
+    tickets: bool = False
+    """Also send each lesson change as a CDEvents ticket.created/updated/closed to
+    topic_tickets, in the same transaction as the rest, for a tracker bridge to pick up."""
+    topic_tickets: str = "cmdb.tickets"
+    """Output (with tickets on): lessons as CDEvents ticket events, keyed by lesson id."""
     create_topics: bool = True
     """Create missing topics at start (lessons and state compacted)."""
     topic_partitions: int = Field(default=3, ge=1)

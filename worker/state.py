@@ -10,6 +10,7 @@ from cmdb_worker.schemas.changes import (
     IncidentRecord,
     TeamHistory,
 )
+from cmdb_worker.schemas.dora import DoraTeam, MergedChange
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
 from cmdb_worker.worker.cmdb import Cmdb
@@ -20,6 +21,7 @@ CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
 SOURCE, SUPPRESSION = "source", "suppression"
 SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
 TEAM_HISTORY = "team_history"
+DORA_TEAM, MERGED_CHANGE = "dora_team", "merged_change"
 
 
 @dataclass
@@ -51,8 +53,14 @@ class State:
     """Kind ``source``, keyed by discovery source: every source that sent an observation or scan."""
     suppressions: dict[str, Suppression] = field(default_factory=dict)
     """Kind ``suppression``, keyed by subject: findings held back until a time."""
+    dora: dict[str, DoraTeam] = field(default_factory=dict)
+    """Kind ``dora_team``, keyed by owner team (``none``): the DORA four keys' totals."""
+    merged_changes: dict[str, MergedChange] = field(default_factory=dict)
+    """Kind ``merged_change``, keyed by change id: merged, lead time not yet observed."""
     lesson_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
+    lesson_changes: dict[str, Lesson | None] = field(default_factory=dict)
+    """Lesson id -> the lesson before it changed (None: new), until ``take_lesson_changes``."""
 
     def __post_init__(self) -> None:
         self.cmdb = Cmdb(self.policy)
@@ -67,9 +75,16 @@ class State:
         return bool(vouching) and all(health.silent for health in vouching)
 
     def put_lesson(self, lesson: Lesson) -> None:
+        self.lesson_changes.setdefault(lesson.id, self.lessons.get(lesson.id))
         self.lessons[lesson.id] = lesson
         self.lesson_keys[(lesson.rule, lesson.subject)] = lesson.id
         self.touch(LESSON, lesson.id)
+
+    def take_lesson_changes(self) -> list[tuple[Lesson | None, Lesson]]:
+        """Each lesson changed since the last call: as it was before (None: new), and now."""
+        changes = [(before, self.lessons[key]) for key, before in self.lesson_changes.items()]
+        self.lesson_changes = {}
+        return changes
 
     def index_lessons(self) -> None:
         """Rebuild the (rule, subject) index from ``lessons``, after restoring them."""

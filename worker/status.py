@@ -1,6 +1,6 @@
 """What the metrics say about the state: per-finding counters as findings are emitted, and
 whole-state gauges recounted every ``gauge_refresh_seconds`` (never per event): CIs, stale CIs,
-lessons, outcomes.
+lessons, outcomes, and the DORA four keys (exposed as the state's totals).
 """
 
 from collections import Counter
@@ -36,6 +36,7 @@ def refresh_state_gauges(engine: Engine, metrics: Metrics, now: datetime) -> Non
     _refresh_sources(engine.state, metrics)
     _refresh_lessons(engine.state, metrics, now)
     _sync_change_outcomes(engine.state, metrics)
+    metrics.dora.publish(engine.state.dora.values())
 
 
 def _refresh_cis(state: State, metrics: Metrics, now: datetime) -> None:

@@ -1,0 +1,64 @@
+"""The DORA four keys as cumulative state: what the ``cmdb_worker_deployments_total``,
+``..._change_lead_time_seconds``, ``..._change_failures_total`` and ``..._time_to_restore_seconds``
+metrics are read from. Kept in the changelog, so a restart continues the counts and a redelivered
+event (never applied twice) never counts twice.
+"""
+
+import bisect
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+LEAD_TIME_BUCKETS = (
+    300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
+    86400.0, 172800.0, 604800.0, 1209600.0, 2592000.0,
+)  # fmt: skip
+"""Seconds from change requested to its first deploy: 5 minutes to 30 days."""
+RESTORE_BUCKETS = (
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 86400.0, 172800.0, 604800.0,
+)  # fmt: skip
+"""Seconds from incident detected to resolved: 1 minute to a week."""
+
+
+class HistogramCounts(BaseModel):
+    """A histogram's observations: per-bucket counts (the last one is +Inf), and their sum."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = Field(default_factory=list)
+    sum: float = 0.0
+
+    def observe(self, value: float) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> list[int]:
+        """Counts of observations at or below each bound, then the total (the ``+Inf`` bucket)."""
+        totals, running = [], 0
+        for count in self.counts or [0] * (len(self.bounds) + 1):
+            running += count
+            totals.append(running)
+        return totals
+
+
+class DoraTeam(BaseModel):
+    """One team's DORA totals since the changelog began (``none``: no owner known)."""
+
+    team: str
+    deployments: dict[str, int] = Field(default_factory=dict)
+    """Deploys (``deployed``/``upgraded``) by ``<environment>|<service name>``."""
+    change_failures: int = 0
+    lead_time: HistogramCounts = Field(
+        default_factory=lambda: HistogramCounts(bounds=LEAD_TIME_BUCKETS)
+    )
+    time_to_restore: HistogramCounts = Field(
+        default_factory=lambda: HistogramCounts(bounds=RESTORE_BUCKETS)
+    )
+
+
+class MergedChange(BaseModel):
+    """A CDEvents ``change.merged`` not yet deployed: the start of its lead time."""
+
+    change_id: str
+    merged_at: datetime
