@@ -56,7 +56,8 @@ def throughput(bootstrap: str, events: int, repetitions: int) -> dict[str, Any]:
                     "--repetitions", str(repetitions))  # fmt: skip
     return {"events": raw["events"], "worker_eps": stats(raw["worker_eps"]),
             "bare_eps": stats(raw["bare_eps"]), "ratio": stats(raw["ratio"]),
-            "worker_startup_s": stats(raw["worker_startup_s"])}  # fmt: skip
+            "worker_startup_s": stats(raw["worker_startup_s"]),
+            "worker_cpu_us_per_event": stats(raw["worker_cpu_us_per_event"])}  # fmt: skip
 
 
 def scale(cis: int, repetitions: int, ticks: int, changes: int) -> dict[str, Any]:
@@ -194,6 +195,8 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
                   f"- bare consumer: {_mmm(t['bare_eps'], unit='events/s')}",
                   f"- ratio worker / bare: {_mmm(t['ratio'], 3)}",
                   f"- worker start-up (excluded): {_mmm(t['worker_startup_s'], 1, 's')}",
+                  "- worker CPU per event (user + system, every thread; less disturbed by "
+                  f"other load): {_mmm(t['worker_cpu_us_per_event'], 0, 'µs')}",
                   ""]  # fmt: skip
     if "scale" in results:
         s = results["scale"]
