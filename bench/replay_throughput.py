@@ -33,7 +33,7 @@ def bare_json_seconds(events: Path) -> float:
 
 def replay_seconds(events: Path, out: Path) -> float:
     """Seconds for the whole ``cmdb-worker replay`` command on ``events``."""
-    command = [sys.executable, "-m", "worker.cli", "--log-level", "WARNING",
+    command = [sys.executable, "-m", "cmdb_worker.worker.cli", "--log-level", "WARNING",
                "replay", str(events), "--out", str(out), "--quiet"]  # fmt: skip
     started = time.perf_counter()
     subprocess.run(command, check=True)

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from bench import synthetic
-from schemas import decode as decoding
-from schemas.decode import InvalidEvent, _decode_common, decode
-from schemas.events import InputEvent
+from cmdb_worker.schemas import decode as decoding
+from cmdb_worker.schemas.decode import InvalidEvent, _decode_common, decode
+from cmdb_worker.schemas.events import InputEvent
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "events.jsonl"
 FALLBACK_TIME = datetime(2026, 11, 1, tzinfo=UTC)

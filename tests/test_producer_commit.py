@@ -5,9 +5,9 @@ import uuid
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from cmdb_worker.worker.kafka_clients import commit, transactional_producer
+from cmdb_worker.worker.settings import Settings
 from tests.kafka_broker import create_topics
-from worker.kafka_clients import commit, transactional_producer
-from worker.settings import Settings
 
 
 @pytest.mark.kafka
