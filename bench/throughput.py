@@ -11,7 +11,9 @@ repetition, on those same topics:
   record and ``json.loads`` it; timed from its first poll to the last record;
 * ``cmdb-worker run`` (a subprocess, fresh group, fresh output topics, event clock) consumes
   them; timed from /readyz answering (rebuild done, partitions assigned: start-up excluded)
-  until the group's committed offsets reach the end of every input partition.
+  until the group's committed offsets reach the end of every input partition; its CPU time
+  (user + system, every thread) in that span is reported per event too, as other load on a
+  shared machine swings the wall-clock figures far more than it.
 
 ``--profile FILE`` runs the worker once more under pyinstrument and writes its text report.
 """
@@ -75,6 +77,12 @@ class Worker:
                 return time.monotonic() - self.started
             time.sleep(0.02)
         raise TimeoutError(f"worker not ready after {timeout} s:\n{self.tail()}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the worker process (every thread) has used so far."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mib(self) -> float:
         with contextlib.suppress(OSError), open(f"/proc/{self.process.pid}/status") as status:
@@ -200,18 +208,20 @@ def _committed(admin: KafkaAdminClient, group: str) -> dict[TopicPartition, int]
 
 def worker_run(bootstrap: str, inputs: tuple[str, str], ends: dict[TopicPartition, int],
                log_dir: Path, profile: Path | None = None,
-               timeout: float = 3600) -> tuple[float, float]:  # fmt: skip
-    """(start-up seconds, seconds from ready until every input offset is committed)."""
+               timeout: float = 3600) -> tuple[float, float, float]:  # fmt: skip
+    """(start-up seconds, seconds from ready until every input offset is committed, and the
+    worker's CPU seconds in that time: a figure other load on the machine disturbs less)."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     worker = start_worker(bootstrap, prefix, log_dir, inputs=inputs, profile=profile)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         startup = worker.wait_ready(timeout=180)
-        ready_at = time.monotonic()
+        ready_at, cpu_at_ready = time.monotonic(), worker.cpu_seconds()
         while True:
             committed = _committed(admin, f"{prefix}-group")
             if all(committed.get(tp, -1) >= end for tp, end in ends.items() if end > 0):
-                return startup, time.monotonic() - ready_at
+                cpu = worker.cpu_seconds() - cpu_at_ready
+                return startup, time.monotonic() - ready_at, cpu
             if worker.process.poll() is not None:
                 raise RuntimeError(f"worker exited:\n{worker.tail()}")
             if time.monotonic() - ready_at > timeout:
@@ -235,15 +245,16 @@ def measure(bootstrap: str, events: int, repetitions: int = 3,
     inputs, ends = topics_for(bootstrap, events)
     total = sum(ends.values())
     result: dict[str, Any] = {"events": total, "worker_eps": [], "bare_eps": [], "ratio": [],
-                              "worker_startup_s": []}  # fmt: skip
+                              "worker_startup_s": [], "worker_cpu_us_per_event": []}  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(repetitions):
             bare = total / bare_consumer(bootstrap, ends)
-            startup, seconds = worker_run(bootstrap, inputs, ends, Path(scratch))
+            startup, seconds, cpu = worker_run(bootstrap, inputs, ends, Path(scratch))
             result["bare_eps"].append(bare)
             result["worker_eps"].append(total / seconds)
             result["ratio"].append(total / seconds / bare)
             result["worker_startup_s"].append(startup)
+            result["worker_cpu_us_per_event"].append(cpu / total * 1e6)
         if profile is not None:
             worker_run(bootstrap, inputs, ends, Path(scratch), profile=profile)
     return result

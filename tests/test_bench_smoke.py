@@ -69,7 +69,9 @@ def test_replay_at_a_tiny_size() -> None:
 def test_throughput_at_a_tiny_size(kafka_bootstrap: str) -> None:
     result = throughput.measure(kafka_bootstrap, events=300, repetitions=1)
     assert result["events"] == 300
-    _all_positive(result, ["worker_eps", "bare_eps", "ratio", "worker_startup_s"])
+    _all_positive(
+        result, ["worker_eps", "bare_eps", "ratio", "worker_startup_s", "worker_cpu_us_per_event"]
+    )
 
 
 @pytest.mark.kafka

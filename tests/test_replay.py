@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from cmdb_worker.worker.cli import main
+from cmdb_worker.worker.replay import Message, message_from_line
 from tests.events import at, cloudevent, heartbeats, iso, observed, retired
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "events.jsonl"
@@ -131,6 +132,16 @@ def test_wrapped_lines_carry_binary_mode_headers(tmp_path):
     _, out = run(tmp_path, str(write_lines(tmp_path / "e.jsonl", [line])))
     graph = json.loads((out / "cmdb.json").read_text())
     assert [node["id"] for node in graph["nodes"]] == ["host/h9"]
+
+
+def test_a_wrapper_whose_value_key_is_spelt_with_escapes_is_still_a_wrapper():
+    """Lines are parsed for a wrapper only when they could name a ``value`` key, escapes too."""
+    line = r'{"key": "host/h9", "\u0076alue": {"ci": {"type": "host", "name": "h9"}}}'
+    assert message_from_line(line) == Message(
+        b'{"ci": {"type": "host", "name": "h9"}}', [], b"host/h9"
+    )
+    bare = '{"specversion": "1.0", "data": {"values": [1]}}'
+    assert message_from_line(bare) == Message(bare.encode())
 
 
 def test_several_files_replay_in_order(tmp_path):

@@ -57,13 +57,23 @@ class ReplayResult:
 
 def message_from_line(line: str) -> Message:
     """A line is a message value, or ``{"key", "headers", "value"}`` to carry headers too."""
-    try:
-        parsed = json.loads(line)
-    except ValueError:
-        return Message(line.encode("utf-8", "surrogateescape"))
+    parsed = _parsed(line) if _may_be_wrapped(line) else None
     if isinstance(parsed, dict) and "value" in parsed and parsed.keys() <= WRAPPER_KEYS:
         return _unwrap(parsed)
     return Message(line.encode("utf-8", "surrogateescape"))
+
+
+def _parsed(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _may_be_wrapped(line: str) -> bool:
+    """Only a line that names a ``value`` key can be a wrapper: as ``"value"``, or spelt with
+    escapes (which need a backslash). Most lines are bare values and are not parsed twice."""
+    return '"value"' in line or "\\" in line
 
 
 def _unwrap(wrapper: dict[str, Any]) -> Message:

@@ -23,6 +23,7 @@ from cmdb_worker.worker import changelog, tickets
 from cmdb_worker.worker.clock import Clock, EventClock, WallClock
 from cmdb_worker.worker.engine import Engine
 from cmdb_worker.worker.kafka_clients import (
+    commit,
     input_consumer,
     prepare_topics,
     state_consumer,
@@ -136,7 +137,7 @@ class Runner:
         self.metrics.findings_held_back(self.engine.take_suppressed())
         if offsets:
             producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
-        producer.commit_transaction()
+        commit(producer)
 
     def _record_changes(self, producer: KafkaProducer) -> None:
         """Changelog records for what changed; lessons also go, whole, to the lessons topic."""
