@@ -36,10 +36,11 @@ constraints: setup  ## re-pin constraints.txt to what the venv resolved (after c
 	  | grep -v -E '^(setuptools|wheel)=='; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
-tools:  ## Kafka jars (Maven), promtool (Debian package, unpacked), kcat (Debian)
+tools:  ## Kafka jars (Maven), promtool (Debian package, unpacked), kcat and Chromium (Debian)
 	bash deploy/local/kafka.sh fetch
 	bash deploy/local/prometheus.sh >/dev/null
 	command -v kcat >/dev/null || bash deploy/local/apt-install.sh kcat
+	command -v chromium >/dev/null || bash deploy/local/apt-install.sh chromium  # the /ui/ tests' browser
 
 lint: setup
 	$(BIN)/ruff check .

@@ -61,7 +61,7 @@ class Api:
                 return self.impact(target)
         return self.ci(CIId(_decoded(segments)))
 
-    def _record(self, ci_id: CIId) -> CIRecord:
+    def record(self, ci_id: CIId) -> CIRecord:
         record = self.engine.state.cmdb.get(ci_id)
         if record is None:
             raise NotFound(f"no CI {ci_id}")
@@ -69,7 +69,7 @@ class Api:
 
     def ci(self, ci_id: CIId) -> dict[str, Any]:
         """The CI (found by id or alias) with its outgoing relations and its direct dependents."""
-        record = self._record(ci_id)
+        record = self.record(ci_id)
         graph = self.engine.state.cmdb.graph
         relations = [
             {"type": kind, "target": target}
@@ -98,6 +98,12 @@ class Api:
             "ci": record.id, "depth": bounds.blast_radius_depth, "count": len(dependents),
             "bounded": len(dependents) >= bounds.blast_radius_limit, "dependents": dependents,
         }  # fmt: skip
+
+    def cis(self) -> list[dict[str, Any]]:
+        """Every CI as ``/api/cis/{id}`` shows it (without relations), ordered by id."""
+        now = self.now()
+        records = sorted(self.engine.state.cmdb.records(), key=lambda record: record.id)
+        return [node_document(record, self.engine.policy, now) for record in records]
 
     def stale(self) -> list[dict[str, Any]]:
         """The CIs the staleness deadlines have marked stale (what the stale-CI gauges count)."""
