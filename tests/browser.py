@@ -29,7 +29,7 @@ from cmdb_worker.worker.replay_command import replay_files
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW = (1280, 900)
 SCREENSHOTS = {
-    "search": "/ui/?q=pay",
+    "search": "/ui/?type=service",
     "ci": "/ui/ci/database%2Fpayments-pg%40prod",
     "teams": "/ui/teams",
     "changes": "/ui/changes",
@@ -52,7 +52,7 @@ def _chromium(url: str, *options: str) -> str:
             chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             "--no-first-run", f"--user-data-dir={profile}", *options, url,
         ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
     return done.stdout
 
 
