@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
+from cmdb_worker.worker import ui
 from cmdb_worker.worker.api import Api
 from cmdb_worker.worker.engine import Engine
 from cmdb_worker.worker.ui_svg import MAX_DRAWN
@@ -75,6 +76,7 @@ def test_search_finds_cis_by_alias_and_filters_by_type_owner_and_stale(site: Sit
     by_alias = site.dom("/ui/?q=ip-10-0-3-17")
     filtered = site.dom("/ui/?type=service&owner=team-us&stale=1")
     assert _first_cells(by_alias, "results") == ["host/db01.example.net"]
+    assert by_alias.find("p", "summary").text() == "1 of 23 CIs match"
     assert _first_cells(filtered, "results") == ["service/reports-us@prod"]
     assert "stale" in _rows(filtered, "results")[0].text()
     chosen = [o.text() for o in filtered.find_all("option") if "selected" in o.attrs]
@@ -203,6 +205,18 @@ def test_a_large_blast_radius_is_summarised_nearest_and_most_critical_drawn(
     caption = blast.find("text", "caption").text()
     assert caption == f"120 dependents; {len(drawn)} drawn, {120 - len(drawn)} more not drawn"
     assert "and 70 more, counted above." in page.text()
+
+
+def test_search_shows_the_first_matches_and_counts_them_all(
+    engine: Engine, feed: Feed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More matches than the page shows: the first ones by id are listed, all are counted."""
+    monkeypatch.setattr(ui, "MAX_FOUND", 10)
+    feed(*[observed(f"svc-{n:02d}") for n in range(15)])
+    with serving(engine, lambda: at(hours=1)) as base:
+        page = rendered_dom(base + "/ui/?q=svc")
+    assert _first_cells(page, "results") == [f"service/svc-{n:02d}@prod" for n in range(10)]
+    assert page.find("p", "summary").text() == "15 of 15 CIs match (the first 10 shown)"
 
 
 def test_missing_chromium_is_an_error_not_a_skip(monkeypatch: pytest.MonkeyPatch) -> None:

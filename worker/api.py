@@ -6,10 +6,12 @@ exists; otherwise the whole path is taken as a CI id. A CI whose name itself end
 is reached by encoding that slash (``.../x%2Fimpact``).
 """
 
+import heapq
 import json
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 from urllib.parse import unquote
 
@@ -99,11 +101,16 @@ class Api:
             "bounded": len(dependents) >= bounds.blast_radius_limit, "dependents": dependents,
         }  # fmt: skip
 
-    def cis(self) -> list[dict[str, Any]]:
-        """Every CI as ``/api/cis/{id}`` shows it (without relations), ordered by id."""
+    def cis(
+        self, wanted: Callable[[CIRecord], bool] = lambda record: True, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The CIs ``wanted`` picks, the first ``limit`` by id, as ``/api/cis/{id}`` shows them
+        (without relations); documents are built only for those returned."""
+        picked = (record for record in self.engine.state.cmdb.records() if wanted(record))
+        by_id = attrgetter("id")
+        first = heapq.nsmallest(limit, picked, key=by_id) if limit else sorted(picked, key=by_id)
         now = self.now()
-        records = sorted(self.engine.state.cmdb.records(), key=lambda record: record.id)
-        return [node_document(record, self.engine.policy, now) for record in records]
+        return [node_document(record, self.engine.policy, now) for record in first]
 
     def stale(self) -> list[dict[str, Any]]:
         """The CIs the staleness deadlines have marked stale (what the stale-CI gauges count)."""

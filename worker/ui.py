@@ -15,7 +15,9 @@ from urllib.parse import unquote
 from cmdb_worker.rules.lessons import overdue_at
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.schemas.records import CIRecord
 from cmdb_worker.worker.api import Api, BadRequest, NotFound, Query
+from cmdb_worker.worker.discovery import UNVERIFIED
 from cmdb_worker.worker.export import register_order
 from cmdb_worker.worker.ui_html import (
     Row,
@@ -32,6 +34,8 @@ from cmdb_worker.worker.ui_svg import blast_radius, neighbourhood
 HTML = "text/html; charset=utf-8"
 Doc = dict[str, Any]
 CI_HEADERS = ("CI", "type", "environment", "owner", "criticality", "last seen", "status")
+MAX_FOUND = 200
+"""Search results shown; the rest are counted."""
 MAX_LISTED = 50
 """Dependents listed under a blast radius picture; the rest are counted by hop."""
 NO_OWNER = "(no owner)"
@@ -62,10 +66,15 @@ class Ui:
         raise NotFound(f"no such page: /ui/{path}")
 
     def search(self, query: Query) -> bytes:
-        """CIs whose id, name or an alias contains ``q``, of a ``type``, an ``owner``, ``stale``."""
-        cis = self.api.cis()
-        found = [ci for ci in cis if _matches(ci, query)]
-        body = _search_form(cis, query) + f'<p class="summary">{len(found)} of {len(cis)} CIs</p>'
+        """CIs whose id, name or an alias contains ``q``, of a ``type``, an ``owner``, ``stale``;
+        the first ``MAX_FOUND`` by id."""
+        wanted = {key: values[-1].strip() for key, values in query.items() if values[-1].strip()}
+        records = list(self.api.engine.state.cmdb.records())
+        matching = sum(1 for record in records if _matches(record, wanted))
+        found = self.api.cis(lambda record: _matches(record, wanted), MAX_FOUND)
+        shown = f" (the first {len(found)} shown)" if len(found) < matching else ""
+        summary = f'<p class="summary">{matching} of {len(records)} CIs match{shown}</p>'
+        body = _search_form(records, wanted) + summary
         return page("Search CIs", body + table(CI_HEADERS, map(_ci_row, found), "results"))
 
     def ci(self, ci_id: CIId) -> bytes:
@@ -100,7 +109,7 @@ class Ui:
 
     def teams(self, query: Query) -> bytes:
         """Stale and unverified CIs grouped by owner team, the teams with most first."""
-        flagged = [ci for ci in self.api.cis() if ci["stale"] or ci["unverified"]]
+        flagged = self.api.cis(lambda record: record.stale or UNVERIFIED in record.flags)
         by_team = {
             team: list(cis)
             for team, cis in groupby(sorted(flagged, key=_team), key=_team)
@@ -129,28 +138,25 @@ class Ui:
         return register_order(self.api.engine.state.lessons.values())
 
 
-def _matches(ci: Doc, query: Query) -> bool:
-    wanted = {key: values[-1].strip() for key, values in query.items() if values[-1].strip()}
-    words = " ".join([ci["id"], ci["name"], *ci["aliases"]]).lower()
+def _matches(record: CIRecord, wanted: dict[str, str]) -> bool:
+    words = " ".join([record.id, record.name, *record.aliases]).lower()
+    owner = record.owner or NO_OWNER
     return (
         wanted.get("q", "").lower() in words
-        and wanted.get("type", ci["type"]) == ci["type"]
-        and wanted.get("owner", _team(ci)) == _team(ci)
-        and (ci["stale"] or "stale" not in wanted)
+        and wanted.get("type", record.type) == record.type
+        and wanted.get("owner", owner) == owner
+        and (record.stale or "stale" not in wanted)
     )
 
 
-def _search_form(cis: list[Doc], query: Query) -> str:
-    def chosen(key: str) -> str:
-        return query.get(key, [""])[-1]
-
-    stale = " checked" if chosen("stale") else ""
+def _search_form(records: list[CIRecord], wanted: dict[str, str]) -> str:
+    stale = " checked" if "stale" in wanted else ""
     return (
         '<form method="get" action="/ui/">'
-        f'<input type="search" name="q" value="{text(chosen("q"))}" '
+        f'<input type="search" name="q" value="{text(wanted.get("q", ""))}" '
         'placeholder="id, name or alias" size="40">'
-        + _select("type", sorted({ci["type"] for ci in cis}), chosen("type"))
-        + _select("owner", sorted({_team(ci) for ci in cis}), chosen("owner"))
+        + _select("type", sorted({record.type for record in records}), wanted.get("type", ""))
+        + _select("owner", sorted({r.owner or NO_OWNER for r in records}), wanted.get("owner", ""))
         + f'<label><input type="checkbox" name="stale" value="1"{stale}> stale only</label>'
         '<button type="submit">Search</button></form>'
     )
