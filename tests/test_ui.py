@@ -118,6 +118,21 @@ def test_stale_cis_are_listed_under_their_owner_team(site: Site) -> None:
     assert summary == ["team-finance-it 1 0", "team-us 1 0"]
 
 
+def test_cis_whose_sources_fell_silent_are_listed_as_unverified_under_their_team(
+    engine: Engine, feed: Feed
+) -> None:
+    """A CI whose only discovery source fell silent appears under its team as unverified, not
+    stale, and a CI of a source still reporting is not listed."""
+    feed(observed("lonely", owner="team-x", source="/discovery/a", time=at(0)),
+         observed("heard", owner="team-y", source="/discovery/b", time=at(hours=8)))  # fmt: skip
+    with serving(engine, lambda: at(hours=8)) as base:
+        page = rendered_dom(base + "/ui/teams")
+    assert [row.text() for row in _rows(page, "teams")] == ["team-x 0 1"]
+    (row,) = _rows(page, "team")
+    assert row.find("td").text() == "service/lonely@prod"
+    assert row.find("span", "badge").text() == "unverified"
+
+
 def test_changes_show_score_route_and_every_reason(site: Site) -> None:
     """Every change appears, riskiest first, with its assessment's score, route and reasons."""
     page = site.dom("/ui/changes")
