@@ -146,6 +146,17 @@ def test_changes_show_score_route_and_every_reason(site: Site) -> None:
     assert [cell.text() for cell in row.find_all("td")[3:5]] == [str(change["score"]), "critical"]
     scores = [int(r.find_all("td")[3].text()) for r in rows.values()]
     assert scores == sorted(scores, reverse=True)
+    assert page.find("p", "summary").text() == "13 changes"
+
+
+def test_many_changes_show_the_riskiest_and_count_them_all(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With more changes than a page shows, the riskiest are listed and every change counted."""
+    monkeypatch.setattr(ui, "MAX_FOUND", 3)
+    page = site.dom("/ui/changes")
+    assert _first_cells(page, "changes") == ["CHG0030460", "CHG0030412", "CHG0030455"]
+    assert page.find("p", "summary").text() == "13 changes (the 3 riskiest shown)"
 
 
 def test_the_lessons_register_marks_overdue_lessons_only(site: Site) -> None:

@@ -5,6 +5,7 @@
 with score, route and reasons, ``/ui/lessons`` the Lessons Register with overdue lessons marked.
 """
 
+import heapq
 from collections.abc import Callable
 from datetime import datetime
 from http import HTTPStatus
@@ -13,10 +14,11 @@ from typing import Any
 from urllib.parse import unquote
 
 from cmdb_worker.rules.lessons import overdue_at
+from cmdb_worker.schemas.changes import ChangeRecord
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker.api import Api, BadRequest, NotFound, Query
+from cmdb_worker.worker.api import Api, NotFound, Query
 from cmdb_worker.worker.discovery import UNVERIFIED
 from cmdb_worker.worker.export import register_order
 from cmdb_worker.worker.ui_html import (
@@ -55,8 +57,6 @@ class Ui:
                 return HTTPStatus.OK, HTML, self._route(path, query)
         except NotFound as missing:
             return HTTPStatus.NOT_FOUND, HTML, page("Not found", f"<p>{text(missing)}</p>")
-        except BadRequest as bad:
-            return HTTPStatus.BAD_REQUEST, HTML, page("Bad request", f"<p>{text(bad)}</p>")
 
     def _route(self, path: str, query: Query) -> bytes:
         if path.startswith("ci/") and len(path) > len("ci/"):
@@ -120,22 +120,23 @@ class Ui:
         return page("Stale and unverified CIs by team", summary + (sections or "<p>None.</p>"))
 
     def changes(self, query: Query) -> bytes:
-        """Every change with its latest score, level, route and reasons, riskiest first."""
-        changes = [self.api.change(change_id) for change_id in self.api.engine.state.changes]
-        changes.sort(key=lambda change: (-_score(change), change["change_id"]))
+        """Changes with their latest score, level, route and reasons: the ``MAX_FOUND`` riskiest."""
+        records = self.api.engine.state.changes.values()
+        riskiest = heapq.nsmallest(MAX_FOUND, records, key=lambda c: (-_score(c), c.id))
+        changes = [self.api.change(record.id) for record in riskiest]
+        shown = f" (the {len(changes)} riskiest shown)" if len(changes) < len(records) else ""
+        summary = f'<p class="summary">{len(records)} changes{shown}</p>'
         headers = ("change", "title", "state", "score", "level", "route", "blast radius", "reasons")
-        return page("Changes", table(headers, map(_change_row, changes), "changes"))
+        return page("Changes", summary + table(headers, map(_change_row, changes), "changes"))
 
     def lessons(self, query: Query) -> bytes:
         """The Lessons Register in its order, overdue lessons marked."""
         now = self.api.now()
-        rows = [_lesson_row(lesson, _overdue(lesson, now)) for lesson in self._register()]
+        register = register_order(self.api.engine.state.lessons.values())
+        rows = [_lesson_row(lesson, _overdue(lesson, now)) for lesson in register]
         headers = ("id", "title", "impact", "owner", "action", "due", "status", "subject", "seen")
         yaml_link = link("/api/lessons?format=yaml", "the register as YAML")
         return page("Lessons Register", f"<p>{yaml_link}</p>" + table(headers, rows, "lessons"))
-
-    def _register(self) -> list[Lesson]:
-        return register_order(self.api.engine.state.lessons.values())
 
 
 def _matches(record: CIRecord, wanted: dict[str, str]) -> bool:
@@ -238,9 +239,8 @@ def _team_section(team: str, cis: list[Doc]) -> str:
     return heading + table(CI_HEADERS, map(_ci_row, cis), "team")
 
 
-def _score(change: Doc) -> int:
-    assessment = change["assessment"]
-    return int(assessment["score"]) if assessment else -1
+def _score(change: ChangeRecord) -> int:
+    return change.assessment.score if change.assessment else -1
 
 
 def _change_row(change: Doc) -> Row:
