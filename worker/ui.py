@@ -220,7 +220,8 @@ def _dependents_table(impact: Doc) -> str:
     ]  # fmt: skip
     rest = impact["count"] - len(listed)
     more = f'<p class="summary">and {rest} more, counted above.</p>' if rest > 0 else ""
-    return table(("dependent", "hops", "criticality", "owner", ""), rows, "dependents") + more
+    listing = table(("dependent", "hops", "criticality", "owner", ""), rows, "dependents")
+    return f"<div>{listing}{more}</div>"
 
 
 def _team(ci: Doc) -> str:

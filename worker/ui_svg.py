@@ -1,9 +1,9 @@
 """The pictures of ``/ui/``, drawn on the server as SVG: a CI's neighbourhood and blast radius.
 
 Every node is a link to its CI page with its whole id as a tooltip. Large pictures are cut, not
-crammed: at most ``MAX_COLUMN`` CIs a side in a neighbourhood, and in a blast radius at most
-``MAX_DRAWN`` dependents on at most ``MAX_RINGS`` rings, the nearest and most critical first
-(the order ``Api.impact`` gives); what is not drawn is counted.
+crammed: at most ``MAX_COLUMN`` CIs a side in a neighbourhood (most critical first), and in a
+blast radius at most ``MAX_DRAWN`` dependents on at most ``MAX_RINGS`` rings, the nearest and
+most critical first (the order ``Api.impact`` gives); what is not drawn is counted.
 """
 
 import math
@@ -19,7 +19,7 @@ MAX_COLUMN, MAX_DRAWN, MAX_RINGS = 10, 40, 4
 BOX_W, BOX_H, BOX_GAP = 250, 30, 12
 COLUMNS = (20, 325, 630)
 WIDTH = 900
-RADIUS_SIZE, OUTER_RING, NODE_SPACING = 560, 230, 64
+RADIUS_SIZE, OUTER_RING, NODE_SPACING = 560, 230, 84
 CRITICALITY_COLOURS = {1: "#d64545", 2: "#f08c3a", 3: "#e8b931", 4: "#8d99a8"}
 NO_CRITICALITY = "#c3cad4"
 
@@ -44,11 +44,15 @@ Side = dict[str, tuple[Doc, list[str]]]
 
 
 def _grouped(edges: list[Doc], end: str) -> Side:
-    """The CI at the far ``end`` of each edge with its relation types, CIs in id order."""
+    """The CI at the far ``end`` of each edge with its relation types, most critical first."""
     grouped: Side = {}
-    for edge in sorted(edges, key=lambda edge: (edge[end]["id"], edge["type"])):
+    for edge in sorted(edges, key=lambda edge: (_rank(edge[end]), edge["type"])):
         grouped.setdefault(edge[end]["id"], (edge[end], []))[1].append(edge["type"])
     return grouped
+
+
+def _rank(ci: Doc) -> tuple[int, str]:
+    return ci.get("criticality") or 5, ci["id"]
 
 
 def _side(edges: Side, x: float, middle: float, toward_centre: bool) -> list[str]:
@@ -60,7 +64,7 @@ def _side(edges: Side, x: float, middle: float, toward_centre: bool) -> list[str
         stop: Point = (COLUMNS[1], middle)
         if not toward_centre:
             start, stop = (COLUMNS[1] + BOX_W, middle), (x, y)
-        parts.append(_arrow(start, stop, ", ".join(kinds)))
+        parts.append(_arrow(start, stop, ", ".join(kinds), toward_centre))
     if len(edges) > MAX_COLUMN:
         bottom = 20 + MAX_COLUMN * (BOX_H + BOX_GAP) + BOX_H / 2
         parts.append(_label(x + 8, bottom, f"+ {len(edges) - MAX_COLUMN} more", "more"))
@@ -78,14 +82,16 @@ def _box(x: float, y: float, ci: Doc, css: str) -> str:
     return _node(ci["id"], f"ci-node {css}", rect + label)
 
 
-def _arrow(start: Point, stop: Point, kinds: str) -> str:
+def _arrow(start: Point, stop: Point, kinds: str, toward_centre: bool) -> str:
+    """An edge between two boxes, its relation types written by the neighbour's end."""
     (x1, y1), (x2, y2) = start, stop
     line = (
         f'<line x1="{x1:.0f}" y1="{y1 + BOX_H / 2:.0f}" x2="{x2:.0f}" y2="{y2 + BOX_H / 2:.0f}" '
         'class="edge" marker-end="url(#arrow)"/>'
     )
-    middle = ((x1 + x2) / 2 - 20, (y1 + y2) / 2 + BOX_H / 2 - 4)
-    return line + _label(*middle, kinds, "relation")
+    if toward_centre:
+        return line + _label(x1 + 6, y1 + BOX_H / 2 - 5, kinds, "relation")
+    return line + _label(x2 - 6, y2 + BOX_H / 2 - 5, kinds, "relation end")
 
 
 def blast_radius(impact: Doc) -> str:
@@ -99,6 +105,7 @@ def blast_radius(impact: Doc) -> str:
     name = _label(centre, centre + 28, _short(impact["ci"].split("/", 1)[-1], 24), "name middle")
     parts.append(_node(impact["ci"], "ci-node centre", _dot(centre, centre, {}, 14) + name))
     parts.append(_label(12, RADIUS_SIZE - 12, _caption(impact, rings), "caption"))
+    parts.append(_legend())
     return _svg("blast-radius", RADIUS_SIZE, RADIUS_SIZE, "".join(parts))
 
 
@@ -135,7 +142,7 @@ def _ring_nodes(ring: list[Doc], radius: float, hop: int) -> Iterator[str]:
     for index, dependent in enumerate(ring):
         angle = -math.pi / 2 + 2 * math.pi * (index + 0.5 * (hop % 2)) / len(ring)
         x, y = centre + radius * math.cos(angle), centre + radius * math.sin(angle)
-        name = _label(x, y + 20, _short(dependent["id"].split("/", 1)[-1], 18), "name middle")
+        name = _label(x, y + 20, _short(dependent["id"].split("/", 1)[-1], 17), "name middle small")
         yield _node(dependent["id"], "ci-node dependent", _dot(x, y, dependent, 9) + name)
 
 
@@ -145,6 +152,16 @@ def _dot(x: float, y: float, ci: Doc, size: int) -> str:
     return (
         f'<circle cx="{x:.0f}" cy="{y:.0f}" r="{size}" fill="{colour}" stroke="#1d2330" '
         f'stroke-width="1.5"{dashed}/>'
+    )
+
+
+def _legend() -> str:
+    """What the colours and the dashed outline mean, in the top left corner."""
+    keys = [({"criticality": level}, f"criticality {level}") for level in CRITICALITY_COLOURS]
+    keys += [({}, "unset"), ({"stale": True}, "stale")]
+    return "".join(
+        _dot(16, 16 + 16 * row, ci, 5) + _label(26, 20 + 16 * row, words, "legend")
+        for row, (ci, words) in enumerate(keys)
     )
 
 
@@ -174,7 +191,7 @@ def _short(words: str, limit: int) -> str:
 def _svg(name: str, width: float, height: float, inner: str) -> str:
     style = (
         "<style>text{font:12px system-ui,sans-serif;fill:#1d2330}"
-        ".middle{text-anchor:middle}.relation,.hop,.caption,.more{fill:#5b6474;font-size:11px}"
+        ".middle{text-anchor:middle}.end{text-anchor:end}.small{font-size:10px}.relation,.hop,.caption,.more,.legend{fill:#5b6474;font-size:11px}"
         "rect{fill:#fff}.centre rect{fill:#e8efff}.edge{stroke:#8d99a8;stroke-width:1.5}"
         ".ring{fill:none;stroke:#dde1ea;stroke-dasharray:4 4}</style>"
     )
