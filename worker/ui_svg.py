@@ -20,6 +20,7 @@ BOX_W, BOX_H, BOX_GAP = 250, 30, 12
 COLUMNS = (20, 325, 630)
 WIDTH = 900
 RADIUS_SIZE, OUTER_RING, NODE_SPACING = 560, 230, 84
+CENTRE = RADIUS_SIZE / 2
 CRITICALITY_COLOURS = {1: "#d64545", 2: "#f08c3a", 3: "#e8b931", 4: "#8d99a8"}
 NO_CRITICALITY = "#c3cad4"
 
@@ -97,26 +98,27 @@ def _arrow(start: Point, stop: Point, kinds: str, toward_centre: bool) -> str:
 def blast_radius(impact: Doc) -> str:
     """The CI at the centre, its dependents on one ring per hop, nearest and most critical first."""
     rings = _rings(impact["dependents"])
-    step = OUTER_RING / max(len(rings), 1)
-    centre = RADIUS_SIZE / 2
-    parts = [_ring_outline(centre, step * (hop + 1), hop + 1) for hop in range(len(rings))]
-    for hop, ring in enumerate(rings):
-        parts += _ring_nodes(ring, step * (hop + 1), hop + 1)
-    name = _label(centre, centre + 28, _short(impact["ci"].split("/", 1)[-1], 24), "name middle")
-    parts.append(_node(impact["ci"], "ci-node centre", _dot(centre, centre, {}, 14) + name))
-    parts.append(_label(12, RADIUS_SIZE - 12, _caption(impact, rings), "caption"))
-    parts.append(_legend())
+    parts = []
+    for hop, ring in enumerate(rings, start=1):
+        radius = _ring_radius(hop, len(rings))
+        parts += [_ring_outline(radius, hop), *_ring_nodes(ring, radius, hop)]
+    name = _label(CENTRE, CENTRE + 28, _short(impact["ci"].split("/", 1)[-1], 24), "name middle")
+    parts.append(_node(impact["ci"], "ci-node centre", _dot(CENTRE, CENTRE, {}, 14) + name))
+    parts += [_label(12, RADIUS_SIZE - 12, _caption(impact, rings), "caption"), _legend()]
     return _svg("blast-radius", RADIUS_SIZE, RADIUS_SIZE, "".join(parts))
+
+
+def _ring_radius(hop: int, rings: int) -> float:
+    return OUTER_RING * hop / max(rings, 1)
 
 
 def _rings(dependents: list[Doc]) -> list[list[Doc]]:
     """The dependents drawn, one list per hop: each ring as many as fit, ``MAX_DRAWN`` in all."""
     rings: list[list[Doc]] = [[] for _ in range(min(_deepest(dependents), MAX_RINGS))]
-    step = OUTER_RING / max(len(rings), 1)
     drawn = 0
     for dependent in dependents:
         hop = dependent["hops"]
-        fits = hop <= len(rings) and len(rings[hop - 1]) < _capacity(step * hop)
+        fits = hop <= len(rings) and len(rings[hop - 1]) < _capacity(_ring_radius(hop, len(rings)))
         if fits and drawn < MAX_DRAWN:
             rings[hop - 1].append(dependent)
             drawn += 1
@@ -131,17 +133,16 @@ def _capacity(radius: float) -> int:
     return max(int(2 * math.pi * radius / NODE_SPACING), 1)
 
 
-def _ring_outline(centre: float, radius: float, hop: int) -> str:
-    circle = f'<circle cx="{centre:.0f}" cy="{centre:.0f}" r="{radius:.0f}" class="ring"/>'
-    corner = centre - radius * math.sqrt(0.5)
+def _ring_outline(radius: float, hop: int) -> str:
+    circle = f'<circle cx="{CENTRE:.0f}" cy="{CENTRE:.0f}" r="{radius:.0f}" class="ring"/>'
+    corner = CENTRE - radius * math.sqrt(0.5)
     return circle + _label(corner - 4, corner - 4, f"hop {hop}", "hop")
 
 
 def _ring_nodes(ring: list[Doc], radius: float, hop: int) -> Iterator[str]:
-    centre = RADIUS_SIZE / 2
     for index, dependent in enumerate(ring):
         angle = -math.pi / 2 + 2 * math.pi * (index + 0.5 * (hop % 2)) / len(ring)
-        x, y = centre + radius * math.cos(angle), centre + radius * math.sin(angle)
+        x, y = CENTRE + radius * math.cos(angle), CENTRE + radius * math.sin(angle)
         name = _label(x, y + 20, _short(dependent["id"].split("/", 1)[-1], 17), "name middle small")
         yield _node(dependent["id"], "ci-node dependent", _dot(x, y, dependent, 9) + name)
 
