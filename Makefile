@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run demo demo-down test setup tools lint schemas golden examples monitoring constraints bench kafka-up kafka-down clean
+.PHONY: run demo demo-down test setup tools lint schemas ui-screenshots golden examples monitoring constraints bench kafka-up kafka-down clean
 
 run: setup  ## replay examples/events.jsonl under examples/policy.yaml (no broker), print a summary
 	$(BIN)/cmdb-worker replay examples/events.jsonl --policy examples/policy.yaml --out out
@@ -36,11 +36,12 @@ constraints: setup  ## re-pin constraints.txt to what the venv resolved (after c
 	  | grep -v -E '^(setuptools|wheel)=='; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
-tools:  ## Kafka jars (Maven), promtool (Debian package, unpacked), kcat and graphviz (Debian)
+tools:  ## Kafka jars (Maven), promtool (Debian package, unpacked), kcat, graphviz and Chromium (Debian)
 	bash deploy/local/kafka.sh fetch
 	bash deploy/local/prometheus.sh >/dev/null
 	command -v kcat >/dev/null || bash deploy/local/apt-install.sh kcat
 	command -v dot >/dev/null || bash deploy/local/apt-install.sh graphviz
+	command -v chromium >/dev/null || bash deploy/local/apt-install.sh chromium  # the /ui/ tests' browser
 
 lint: setup
 	$(BIN)/ruff check .
@@ -52,6 +53,9 @@ schemas: setup  ## regenerate schemas/json from the pydantic models
 
 monitoring: setup  ## render alerts.yaml and the PrometheusRule from alerts.in.yaml + config.yaml
 	$(BIN)/python deploy/prometheus/render.py
+
+ui-screenshots: setup tools  ## replay the sample week and redraw the README's docs/ui-*.png in headless Chromium
+	$(BIN)/python -m tests.browser
 
 golden: setup  ## record replay's outputs on the sample week and a synthetic stream (tests/golden.json)
 	$(BIN)/python -m tests.golden

@@ -6,10 +6,12 @@ exists; otherwise the whole path is taken as a CI id. A CI whose name itself end
 is reached by encoding that slash (``.../x%2Fimpact``).
 """
 
+import heapq
 import json
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 from urllib.parse import unquote
 
@@ -61,7 +63,7 @@ class Api:
                 return self.impact(target)
         return self.ci(CIId(_decoded(segments)))
 
-    def _record(self, ci_id: CIId) -> CIRecord:
+    def record(self, ci_id: CIId) -> CIRecord:
         record = self.engine.state.cmdb.get(ci_id)
         if record is None:
             raise NotFound(f"no CI {ci_id}")
@@ -69,7 +71,7 @@ class Api:
 
     def ci(self, ci_id: CIId) -> dict[str, Any]:
         """The CI (found by id or alias) with its outgoing relations and its direct dependents."""
-        record = self._record(ci_id)
+        record = self.record(ci_id)
         graph = self.engine.state.cmdb.graph
         relations = [
             {"type": kind, "target": target}
@@ -98,6 +100,17 @@ class Api:
             "ci": record.id, "depth": bounds.blast_radius_depth, "count": len(dependents),
             "bounded": len(dependents) >= bounds.blast_radius_limit, "dependents": dependents,
         }  # fmt: skip
+
+    def cis(
+        self, wanted: Callable[[CIRecord], bool] = lambda record: True, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The CIs ``wanted`` picks, the first ``limit`` by id, as ``/api/cis/{id}`` shows them
+        (without relations); documents are built only for those returned."""
+        picked = (record for record in self.engine.state.cmdb.records() if wanted(record))
+        by_id = attrgetter("id")
+        first = heapq.nsmallest(limit, picked, key=by_id) if limit else sorted(picked, key=by_id)
+        now = self.now()
+        return [node_document(record, self.engine.policy, now) for record in first]
 
     def stale(self) -> list[dict[str, Any]]:
         """The CIs the staleness deadlines have marked stale (what the stale-CI gauges count)."""

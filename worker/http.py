@@ -1,4 +1,4 @@
-"""One HTTP port: /metrics, /healthz, /readyz and read-only JSON under /api/."""
+"""One HTTP port: /metrics, /healthz, /readyz, read-only JSON under /api/ and pages under /ui/."""
 
 import json
 import threading
@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from cmdb_worker.worker.api import Api, BadRequest, NotFound
+from cmdb_worker.worker.ui import Ui
 
 Route = Callable[[dict[str, list[str]]], tuple[int, str, bytes]]
 
@@ -54,12 +55,17 @@ def _handler(
         body = json.dumps({"status": "ok" if ok else "failing", "check": name}).encode()
         return (200 if ok else 503), "application/json", body
 
+    ui = Ui(api)
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             if url.path.startswith("/api/"):
                 api_path = url.path.removeprefix("/api/")
                 self._send(*_api_response(api, api_path, parse_qs(url.query)))
+            elif url.path == "/ui" or url.path.startswith("/ui/"):
+                ui_path = url.path.removeprefix("/ui").removeprefix("/")
+                self._send(*ui.get(ui_path, parse_qs(url.query)))
             elif url.path == "/metrics":
                 encode, content_type = choose_encoder(self.headers.get("Accept", ""))
                 self._send(200, content_type, encode(registry))

@@ -55,6 +55,7 @@ cmd_up() {
   cat <<TEXT
 
 cmdb-worker is running on the sample week (broker $bootstrap). Look at:
+  $base/ui/                         the web view: CI search, pictures, teams, changes, lessons
   $base/api/stale                   stale CIs
   $base/api/lessons?format=yaml     the Lessons Register
   $base/api/cis/service%2Fledger@prod     a CI and its relations (add /impact: blast radius)
