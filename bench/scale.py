@@ -1,6 +1,8 @@
 """Scale: N CIs and ~3N relations built through the real ``Engine`` (``Cmdb`` + deadlines).
 
     python -m bench.scale [--cis 1000000] [--json]
+    python -m bench.scale --footprint [--cis 20000]
+
 
 Measures, on one freshly built state (run it in a fresh process for honest memory figures):
 build time; resident memory (whole process, and the growth from building); a staleness tick
@@ -23,8 +25,10 @@ import random
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from rules import risk
@@ -42,6 +46,7 @@ TIERS = (("application", 400), ("service", 300), ("database", 200), ("host", 90)
          ("load_balancer", 10))  # fmt: skip
 FAN_OUT = 3
 PLATFORM = 100
+ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("/discovery/k8s-prod", "/discovery/vmware", "/discovery/aws")
 
 
@@ -72,7 +77,7 @@ def ci_id(domain: int, index: int) -> CIId:
     return CIId(f"{TIERS[tier][0]}/{_name(domain, index)}@prod")
 
 
-def observations(n_cis: int, seed: int = 11) -> Iterator[InputEvent]:
+def observations(n_cis: int, seed: int = 11, fan_out: int = FAN_OUT) -> Iterator[InputEvent]:
     """``n_cis`` decoded observations, bottom tier first (targets exist before their users)."""
     rng = random.Random(seed)
     domains = max(1, n_cis // DOMAIN)
@@ -91,7 +96,7 @@ def observations(n_cis: int, seed: int = 11) -> Iterator[InputEvent]:
             relations: list[Relation] = []
             if tier + 1 < len(TIERS):
                 nxt, nxt_size = _tier_start(tier + 1), TIERS[tier + 1][1]
-                targets = rng.sample(range(nxt, nxt + nxt_size), min(FAN_OUT, nxt_size))
+                targets = rng.sample(range(nxt, nxt + nxt_size), min(fan_out, nxt_size))
                 relations = [Relation(type="depends_on", target=_ref(domain, t)) for t in targets]
                 if TIERS[tier][0] == "host" and rng.random() < 0.01:
                     relations.append(Relation(type="runs_on", target=rng.choice(platform)))
@@ -109,14 +114,16 @@ def _event(i: int, ref: CIRef, relations: list[Relation], rng: random.Random,
                       payload)  # fmt: skip
 
 
-def build(n_cis: int, seed: int = 11, identities: bool = False) -> tuple[Engine, float]:
+def build(
+    n_cis: int, seed: int = 11, identities: bool = False, fan_out: int = FAN_OUT
+) -> tuple[Engine, float]:
     """An engine holding ``n_cis`` (+100 platform) CIs; returns it and the seconds it took.
 
-    The identities applied since the last changelog write are dropped (as the runner's
-    per-batch changelog write does) unless ``identities``.
+    What changed since the last changelog write (the dirty CIs, the applied identities) is taken
+    as the runner's per-batch changelog write takes it, unless ``identities``.
     """
     engine = Engine(load_policy())
-    events = observations(n_cis, seed)
+    events = observations(n_cis, seed, fan_out)
     gc.freeze()  # long-lived objects: keep the cyclic GC from rescanning the graph
     started = time.perf_counter()
     for event in events:
@@ -124,6 +131,7 @@ def build(n_cis: int, seed: int = 11, identities: bool = False) -> tuple[Engine,
     seconds = time.perf_counter() - started
     if not identities:
         engine.applied.take_changes()
+        engine.state.cmdb.take_dirty()
     return engine, seconds
 
 
@@ -204,6 +212,35 @@ def measure(n_cis: int, ticks: int = 20_000, due_slices: int = 3, changes: int =
     return result
 
 
+def footprint(n_cis: int, seed: int = 11) -> dict[str, Any]:
+    """Bytes the state holds (tracemalloc) per CI at the usual mix, and per relation: the
+    difference between fan-outs of 3 and 2 (same CIs, same deadlines) over the extra edges."""
+    full, full_edges, sites = _traced(n_cis, seed, FAN_OUT)
+    fewer, fewer_edges, _ = _traced(n_cis, seed, FAN_OUT - 1)
+    cis = n_cis + PLATFORM
+    return {"cis": cis, "relations": full_edges, "bytes_per_ci": full / cis,
+            "bytes_per_relation": (full - fewer) / (full_edges - fewer_edges),
+            **{f"per_ci {site}": size / cis for site, size in sites}}  # fmt: skip
+
+
+def _traced(n_cis: int, seed: int, fan_out: int) -> tuple[int, int, list[tuple[str, int]]]:
+    """Bytes traced after building, the relations, and the 12 largest allocation sites."""
+    gc.collect()
+    tracemalloc.start()
+    engine, _ = build(n_cis, seed, fan_out=fan_out)
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    stats = snapshot.statistics("lineno")
+    sites = [(f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}", s.size)
+             for s in stats[:12]]  # fmt: skip
+    return sum(s.size for s in stats), engine.state.cmdb.graph.number_of_edges(), sites
+
+
+def _short(filename: str) -> str:
+    return filename.split("site-packages/")[-1].removeprefix(str(ROOT) + "/")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -212,8 +249,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ticks", type=int, default=20_000)
     parser.add_argument("--changes", type=int, default=2000)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--footprint", action="store_true", help="tracemalloc bytes per CI and per relation"
+    )
     args = parser.parse_args(argv)
-    print_result(measure(args.cis, ticks=args.ticks, changes=args.changes), args.json)
+    if args.footprint:
+        print_result(footprint(args.cis), args.json)
+    else:
+        print_result(measure(args.cis, ticks=args.ticks, changes=args.changes), args.json)
     sys.stdout.flush()
 
 

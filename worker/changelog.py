@@ -8,6 +8,7 @@ keeps the last, and re-arms the deadlines when all are in.
 """
 
 import dataclasses
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterable
@@ -98,23 +99,24 @@ def ci_value(cmdb: Cmdb, ci_id: CIId) -> dict[str, Any] | None:
 
 def record_json(record: CIRecord) -> dict[str, Any]:
     """The record as JSON, every field of ``CIRecord`` by its name (see ``FIELD_CODECS``)."""
-    return {field.name: _codec(field)[0](getattr(record, field.name)) for field in RECORD_FIELDS}
+    return {name: encode(getattr(record, name)) for name, encode, _ in RECORD_CODECS}
 
 
 def record_from_json(raw: dict[str, Any]) -> CIRecord:
     """The record ``record_json`` wrote; a field an older changelog lacks takes its default."""
-    return CIRecord(**{
-        field.name: _codec(field)[1](raw[field.name]) for field in RECORD_FIELDS
-        if field.name in raw
-    })  # fmt: skip
+    return CIRecord(**{name: decode(raw[name]) for name, _, decode in RECORD_CODECS if name in raw})
 
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+_parsed = functools.lru_cache(maxsize=4096)(datetime.fromisoformat)
+"""A CI's sightings and edges share their event's time: parsed once, one object (as live)."""
+
+
 def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+    return _parsed(text) if text else None
 
 
 def _iso_map(moments: dict[str, datetime]) -> dict[str, str]:
@@ -122,7 +124,7 @@ def _iso_map(moments: dict[str, datetime]) -> dict[str, str]:
 
 
 def _moment_map(texts: dict[str, str]) -> dict[str, datetime]:
-    return {sys.intern(source): datetime.fromisoformat(at) for source, at in texts.items()}
+    return {sys.intern(source): _parsed(at) for source, at in texts.items()}
 
 
 def _sorted(members: frozenset[str]) -> list[str]:
@@ -155,13 +157,16 @@ FIELD_CODECS: dict[Any, Codec] = {
 """(encode, decode) by a ``CIRecord`` field's type; any other field is JSON as it stands."""
 INTERNED_FIELDS = frozenset({"id", "type"})
 """Plain ``str`` fields that many CIs or edges share (the id is also the graph's key)."""
-RECORD_FIELDS = dataclasses.fields(CIRecord)
 
 
 def _codec(field: dataclasses.Field[Any]) -> Codec:
     if field.name in INTERNED_FIELDS:
         return _same, sys.intern
     return FIELD_CODECS.get(field.type, (_same, _same))
+
+
+RECORD_CODECS = tuple((field.name, *_codec(field)) for field in dataclasses.fields(CIRecord))
+"""(name, encode, decode) of every ``CIRecord`` field."""
 
 
 def _edge_json(data: EdgeData) -> dict[str, dict[str, str]]:
@@ -203,7 +208,7 @@ class _Restoring:
         cmdb.withdraw(ci_id)
         raw = json.loads(value) if value is not None else {}
         if "retired_at" in raw:
-            cmdb.retired[ci_id] = datetime.fromisoformat(raw["retired_at"])
+            cmdb.retired[ci_id] = _parsed(raw["retired_at"])
         elif "record" in raw:
             cmdb.restore_record(record_from_json(raw["record"]))
             for target, data in raw["edges"].items():
