@@ -28,7 +28,6 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from rules import risk
@@ -46,7 +45,6 @@ TIERS = (("application", 400), ("service", 300), ("database", 200), ("host", 90)
          ("load_balancer", 10))  # fmt: skip
 FAN_OUT = 3
 PLATFORM = 100
-ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("/discovery/k8s-prod", "/discovery/vmware", "/discovery/aws")
 
 
@@ -214,31 +212,55 @@ def measure(n_cis: int, ticks: int = 20_000, due_slices: int = 3, changes: int =
 
 def footprint(n_cis: int, seed: int = 11) -> dict[str, Any]:
     """Bytes the state holds (tracemalloc) per CI at the usual mix, and per relation: the
-    difference between fan-outs of 3 and 2 (same CIs, same deadlines) over the extra edges."""
-    full, full_edges, sites = _traced(n_cis, seed, FAN_OUT)
-    fewer, fewer_edges, _ = _traced(n_cis, seed, FAN_OUT - 1)
-    cis = n_cis + PLATFORM
-    return {"cis": cis, "relations": full_edges, "bytes_per_ci": full / cis,
-            "bytes_per_relation": (full - fewer) / (full_edges - fewer_edges),
-            **{f"per_ci {site}": size / cis for site, size in sites}}  # fmt: skip
+    difference between fan-outs of 3 and 2 (same CIs, same deadlines) over the extra edges;
+    then where they go (``sys.getsizeof`` of what each part alone holds, per CI)."""
+    full, engine = _traced(n_cis, seed, FAN_OUT)
+    fewer, fewer_engine = _traced(n_cis, seed, FAN_OUT - 1)
+    full_edges, fewer_edges = (e.state.cmdb.graph.number_of_edges() for e in (engine, fewer_engine))
+    n = n_cis + PLATFORM
+    parts = {f"of which {part}": size / n for part, size in breakdown(engine).items()}
+    return {"cis": n, "relations": full_edges, "bytes_per_ci": full / n,
+            "bytes_per_relation": (full - fewer) / (full_edges - fewer_edges), **parts}  # fmt: skip
 
 
-def _traced(n_cis: int, seed: int, fan_out: int) -> tuple[int, int, list[tuple[str, int]]]:
-    """Bytes traced after building, the relations, and the 12 largest allocation sites."""
+def _traced(n_cis: int, seed: int, fan_out: int) -> tuple[int, Engine]:
+    """Bytes traced once the state is built (and collected), and the engine."""
     gc.collect()
     tracemalloc.start()
     engine, _ = build(n_cis, seed, fan_out=fan_out)
     gc.collect()
-    snapshot = tracemalloc.take_snapshot()
+    traced = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    stats = snapshot.statistics("lineno")
-    sites = [(f"{_short(s.traceback[0].filename)}:{s.traceback[0].lineno}", s.size)
-             for s in stats[:12]]  # fmt: skip
-    return sum(s.size for s in stats), engine.state.cmdb.graph.number_of_edges(), sites
+    return traced, engine
 
 
-def _short(filename: str) -> str:
-    return filename.split("site-packages/")[-1].removeprefix(str(ROOT) + "/")
+def breakdown(engine: Engine) -> dict[str, int]:
+    """Bytes per part of the state, each object counted once, in the first part reaching it
+    (records own their strings and times; edge data the times no record holds)."""
+    cmdb, graph = engine.state.cmdb, engine.state.cmdb.graph
+    deadlines = engine.state.deadlines
+    parts = {
+        "records": list(cmdb.records()),
+        "edge data": [data for _, _, data in graph.edges(data=True)],
+        "networkx adjacency": [graph._node, graph._succ, graph._pred],
+        "deadlines": [deadlines._heap, deadlines._current],
+        "indexes": [cmdb.strong_ids, cmdb.by_source, cmdb.aliases, cmdb.retired],
+        "identities": [engine.applied._known, engine.applied._kept],
+    }
+    seen: set[int] = set()
+    return {part: _deep_size(roots, seen) for part, roots in parts.items()}
+
+
+def _deep_size(roots: list[Any], seen: set[int]) -> int:
+    total, stack = 0, list(roots)
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, type):
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        stack.extend(gc.get_referents(item))
+    return total
 
 
 def main(argv: list[str] | None = None) -> None:
