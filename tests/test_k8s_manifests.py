@@ -176,7 +176,8 @@ def test_memory_request_and_limit_cover_the_measured_million_ci_figures(containe
     """The memory request holds the resident size measured at 1M CIs, the limit the rebuild's
     peak, and the steady size stays under the 90% at which CMDBWorkerMemoryNearLimit fires."""
     text = (K8S / "deployment.yaml").read_text(encoding="utf-8")
-    stated = re.search(r"(\d[\d,]*) MiB resident once rebuilt[^0-9]+(\d[\d,]*) MiB at the peak", text)
+    figures = r"(\d[\d,]*) MiB resident once rebuilt[^0-9]+(\d[\d,]*) MiB at the peak"
+    stated = re.search(figures, re.sub(r"\s*\n\s*#\s*", " ", text))  # comment lines joined
     assert stated is not None, "the resources' comment states no measured figures"
     steady, peak = (float(figure.replace(",", "")) for figure in stated.groups())
     resources = container["resources"]
