@@ -131,10 +131,6 @@ def _sorted(members: frozenset[str]) -> list[str]:
     return sorted(members)
 
 
-def _interned(text: str | None) -> str | None:
-    return sys.intern(text) if text else text
-
-
 def _reported(raw: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per attribute, each source's value; the strings many CIs share are kept once."""
     return {name: {sys.intern(source): interned(value) for source, value in values.items()}
@@ -151,7 +147,7 @@ FIELD_CODECS: dict[Any, Codec] = {
     dict[str, datetime]: (_iso_map, _moment_map),
     frozenset[CIId]: (_sorted, frozenset),
     frozenset[str]: (_sorted, frozenset),
-    str | None: (_same, _interned),
+    str | None: (_same, interned),
     dict[str, dict[str, Any]]: (_same, _reported),
 }
 """(encode, decode) by a ``CIRecord`` field's type; any other field is JSON as it stands."""
