@@ -89,9 +89,18 @@ def _owner_check(state: State, record: CIRecord, source: str, now: datetime) -> 
 
 
 def reschedule(state: State, record: CIRecord) -> None:
-    """Re-arm a restored CI's deadlines, exactly as its last observation armed them."""
+    """Re-arm a CI's deadlines, exactly as its last observation armed them."""
     _schedule_staleness(state, record)
     _orphan_check(state, record)
+    _phantom_check(state, record)
+
+
+def rearm(state: State, record: CIRecord) -> None:
+    """Re-arm a restored CI's deadlines, keeping its flags as the changelog held them: live, an
+    orphan that gained a relation keeps its flag until it is next reported."""
+    _schedule_staleness(state, record)
+    if not state.cmdb.has_relations(record.id):
+        _orphan_check(state, record)
     _phantom_check(state, record)
 
 
