@@ -30,12 +30,12 @@ from itertools import accumulate
 from typing import Any
 
 from bench.scale import percentiles_ms, print_result, rss_bytes
-from rules import risk
-from rules.policy import load_policy
-from schemas.ci import CIRef, ObservedCI, Relation
-from schemas.events import ChangeRequested, InputEvent
-from schemas.ids import CIId
-from worker.engine import Engine
+from cmdb_worker.rules import risk
+from cmdb_worker.rules.policy import load_policy
+from cmdb_worker.schemas.ci import CIRef, ObservedCI, Relation
+from cmdb_worker.schemas.events import ChangeRequested, InputEvent
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.worker.engine import Engine
 
 SEEN_AT = datetime(2026, 11, 20, tzinfo=UTC)
 CHANGES_AT = SEEN_AT + timedelta(hours=2)

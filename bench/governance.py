@@ -23,13 +23,13 @@ from typing import Any
 
 from bench.blast_radius import CHANGES_AT, Estate, build
 from bench.scale import percentiles_ms, print_result, rss_bytes
-from rules import conflicts
-from schemas.changes import ChangeRecord
-from schemas.ci import CIRef
-from schemas.events import ChangeRequested, Deploy, InputEvent
-from schemas.ids import CIId
-from worker import governance
-from worker.engine import Engine
+from cmdb_worker.rules import conflicts
+from cmdb_worker.schemas.changes import ChangeRecord
+from cmdb_worker.schemas.ci import CIRef
+from cmdb_worker.schemas.events import ChangeRequested, Deploy, InputEvent
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.worker import governance
+from cmdb_worker.worker.engine import Engine
 
 HORIZON_HOURS = 90 * 24
 SCOPE_KINDS, SCOPE_WEIGHTS = ("service", "database", "host"), (0.6, 0.2, 0.2)

@@ -24,8 +24,8 @@ from kafka import KafkaAdminClient, KafkaProducer
 
 from bench import scale
 from bench.throughput import PARTITIONS, start_worker
+from cmdb_worker.worker import changelog
 from tests.kafka_broker import create_topics
-from worker import changelog
 
 
 def produce_changelog(bootstrap: str, n_cis: int) -> dict[str, Any]:

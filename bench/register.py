@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from bench.scale import print_result
-from schemas.lessons import Lesson
-from worker.export import lessons_yaml, reference_lessons_yaml
+from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.worker.export import lessons_yaml, reference_lessons_yaml
 
 FILED = datetime(2026, 11, 20, 10, tzinfo=UTC)
 

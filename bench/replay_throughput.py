@@ -25,7 +25,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "worker.cli",
+                "cmdb_worker.worker.cli",
                 "--log-level",
                 "WARNING",
                 "replay",

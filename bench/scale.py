@@ -30,12 +30,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rules import risk
-from rules.policy import load_policy
-from schemas.ci import CIRef, ObservedCI, Relation
-from schemas.events import CIObserved, InputEvent
-from schemas.ids import CIId
-from worker.engine import Engine
+from cmdb_worker.rules import risk
+from cmdb_worker.rules.policy import load_policy
+from cmdb_worker.schemas.ci import CIRef, ObservedCI, Relation
+from cmdb_worker.schemas.events import CIObserved, InputEvent
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.worker.engine import Engine
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 SPREAD = timedelta(hours=1)

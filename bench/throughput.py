@@ -128,10 +128,10 @@ def start_worker(
     }  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("CMDB_WORKER_")}
     env |= {f"CMDB_WORKER_{name}": value for name, value in settings.items()}
-    command = [sys.executable, "-m", "worker.cli", "run"]
+    command = [sys.executable, "-m", "cmdb_worker.worker.cli", "run"]
     if profile is not None:
         command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--show-all",
-                   "-o", str(profile), "-m", "worker.cli", "run"]  # fmt: skip
+                   "-o", str(profile), "-m", "cmdb_worker.worker.cli", "run"]  # fmt: skip
     log = log_dir / f"{prefix}.log"
     with log.open("wb") as handle:
         process = subprocess.Popen(command, env=env, cwd=REPO, stdout=handle, stderr=handle)

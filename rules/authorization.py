@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from rules import windows
-from rules.findings import make_finding
-from rules.policy import Policy
-from schemas.changes import ChangeVersion, DeployEntry
-from schemas.events import ChangeState
-from schemas.findings import Finding, Reason
+from cmdb_worker.rules import windows
+from cmdb_worker.rules.findings import make_finding
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.changes import ChangeVersion, DeployEntry
+from cmdb_worker.schemas.events import ChangeState
+from cmdb_worker.schemas.findings import Finding, Reason
 
 DeployCheck = Literal[
     "no_change", "unknown_change", "change_not_approved", "change_out_of_scope",

@@ -14,11 +14,11 @@ from datetime import datetime
 
 import networkx as nx
 
-from rules import windows
-from rules.findings import make_finding
-from schemas.changes import ChangeRecord
-from schemas.findings import Finding, Reason
-from schemas.ids import CIId
+from cmdb_worker.rules import windows
+from cmdb_worker.rules.findings import make_finding
+from cmdb_worker.schemas.changes import ChangeRecord
+from cmdb_worker.schemas.findings import Finding, Reason
+from cmdb_worker.schemas.ids import CIId
 
 OPEN_STATES = frozenset({"requested", "approved", "implementing"})
 

@@ -9,10 +9,10 @@ was rolled back), it had no rollback plan, it was deployed without an approved c
 from collections.abc import Iterable
 from datetime import datetime
 
-from rules.findings import make_finding
-from rules.policy import CorrelationWeights, Policy
-from schemas.changes import ChangeRecord, IncidentRecord, Suspect
-from schemas.findings import Finding, Reason
+from cmdb_worker.rules.findings import make_finding
+from cmdb_worker.rules.policy import CorrelationWeights, Policy
+from cmdb_worker.schemas.changes import ChangeRecord, IncidentRecord, Suspect
+from cmdb_worker.schemas.findings import Finding, Reason
 
 Part = tuple[int, str]
 WITHDRAWN_STATES = frozenset({"rejected", "cancelled"})

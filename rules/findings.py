@@ -4,7 +4,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from schemas.findings import Finding, FindingData, FindingKind, Reason, Severity
+from cmdb_worker.schemas.findings import Finding, FindingData, FindingKind, Reason, Severity
 
 
 def finding_id(kind: str, subject: str, fact: str) -> str:

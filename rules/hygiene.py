@@ -2,11 +2,11 @@
 
 from datetime import datetime
 
-from rules.findings import make_finding
-from rules.policy import Policy
-from schemas.findings import Finding, Reason
-from schemas.ids import CIId
-from schemas.records import CIRecord
+from cmdb_worker.rules.findings import make_finding
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.findings import Finding, Reason
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.schemas.records import CIRecord
 
 
 def needs_owner(policy: Policy, record: CIRecord) -> bool:

@@ -14,13 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
-from rules.findings import finding_id, make_finding
-from rules.policy import LessonText, Policy
-from rules.staleness import stale_at
-from schemas.changes import ChangeRecord, DeployEntry, IncidentEntry, IncidentRecord, Suspect
-from schemas.findings import Finding, Reason
-from schemas.lessons import Impact, Lesson
-from schemas.records import CIRecord
+from cmdb_worker.rules.findings import finding_id, make_finding
+from cmdb_worker.rules.policy import LessonText, Policy
+from cmdb_worker.rules.staleness import stale_at
+from cmdb_worker.schemas.changes import (
+    ChangeRecord,
+    DeployEntry,
+    IncidentEntry,
+    IncidentRecord,
+    Suspect,
+)
+from cmdb_worker.schemas.findings import Finding, Reason
+from cmdb_worker.schemas.lessons import Impact, Lesson
+from cmdb_worker.schemas.records import CIRecord
 
 LessonRule = Literal[
     "rollback_missing", "change_caused_incident", "cmdb_stale",

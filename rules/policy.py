@@ -19,11 +19,11 @@ from pydantic import (
     model_validator,
 )
 
-from rules.durations import Duration, Slack
-from schemas.changes import Level
-from schemas.ci import NonBlank
-from schemas.events import ChangeType
-from schemas.lessons import Impact
+from cmdb_worker.rules.durations import Duration, Slack
+from cmdb_worker.schemas.changes import Level
+from cmdb_worker.schemas.ci import NonBlank
+from cmdb_worker.schemas.events import ChangeType
+from cmdb_worker.schemas.lessons import Impact
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from rules.findings import make_finding
-from rules.policy import Policy
-from schemas.findings import Finding, Reason
-from schemas.records import CIRecord
+from cmdb_worker.rules.findings import make_finding
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.findings import Finding, Reason
+from cmdb_worker.schemas.records import CIRecord
 
 RANKED_ATTRIBUTES = ("owner", "criticality", "business_service")
 """Attributes whose value each source gives is kept per source."""

@@ -15,12 +15,12 @@ from datetime import datetime
 
 import networkx as nx
 
-from rules import windows
-from rules.conflicts import Conflict
-from rules.findings import make_finding
-from rules.policy import Policy
-from rules.staleness import is_stale
-from schemas.changes import (
+from cmdb_worker.rules import windows
+from cmdb_worker.rules.conflicts import Conflict
+from cmdb_worker.rules.findings import make_finding
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.rules.staleness import is_stale
+from cmdb_worker.schemas.changes import (
     LEVELS,
     Assessment,
     ChangeRecord,
@@ -30,10 +30,10 @@ from schemas.changes import (
     Route,
     TeamHistory,
 )
-from schemas.events import ChangeFields, ChangeRequested
-from schemas.findings import Finding, Reason, Severity
-from schemas.ids import CIId
-from schemas.records import CIRecord
+from cmdb_worker.schemas.events import ChangeFields, ChangeRequested
+from cmdb_worker.schemas.findings import Finding, Reason, Severity
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.schemas.records import CIRecord
 
 IMPLEMENTED_STATES = frozenset({"implementing", "completed", "failed", "rolled_back"})
 FAILED_STATES = frozenset({"failed", "rolled_back"})

@@ -6,11 +6,11 @@ collector is one finding and one lesson, not a storm of stale CIs.
 
 from datetime import datetime
 
-from rules.findings import finding_id, make_finding
-from rules.lessons import Filing
-from rules.policy import Policy
-from schemas.findings import Finding, Reason
-from schemas.records import SourceHealth
+from cmdb_worker.rules.findings import finding_id, make_finding
+from cmdb_worker.rules.lessons import Filing
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.findings import Finding, Reason
+from cmdb_worker.schemas.records import SourceHealth
 
 
 def silent_after(policy: Policy, health: SourceHealth) -> datetime:

@@ -6,10 +6,10 @@ earliest (``CIRecord.staleness_counted_from``): they were unverified, not unseen
 
 from datetime import datetime, timedelta
 
-from rules.findings import make_finding
-from rules.policy import Policy
-from schemas.findings import Finding, Reason, Severity
-from schemas.records import CIRecord
+from cmdb_worker.rules.findings import make_finding
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.findings import Finding, Reason, Severity
+from cmdb_worker.schemas.records import CIRecord
 
 
 def stale_at(policy: Policy, record: CIRecord) -> datetime | None:

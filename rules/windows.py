@@ -8,9 +8,9 @@ A deploy is judged against its change's window inclusively, with the slack on bo
 
 from datetime import datetime
 
-from rules.policy import FreezeWindow, Policy
-from schemas.changes import ChangeVersion
-from schemas.events import ChangeFields
+from cmdb_worker.rules.policy import FreezeWindow, Policy
+from cmdb_worker.schemas.changes import ChangeVersion
+from cmdb_worker.schemas.events import ChangeFields
 
 Window = tuple[datetime, datetime]
 

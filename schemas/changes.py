@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from schemas.events import ChangeRequested, ChangeState, ChangeType
-from schemas.findings import Reason
+from cmdb_worker.schemas.events import ChangeRequested, ChangeState, ChangeType
+from cmdb_worker.schemas.findings import Reason
 
 Level = Literal["low", "medium", "high", "critical"]
 LEVELS: tuple[Level, ...] = ("low", "medium", "high", "critical")

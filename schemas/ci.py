@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from schemas.ids import CIId
+from cmdb_worker.schemas.ids import CIId
 
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from schemas.ci import CIRef, NonBlank
-from schemas.envelope import CDEvent, CloudEvent
-from schemas.events import (
+from cmdb_worker.schemas.ci import CIRef, NonBlank
+from cmdb_worker.schemas.envelope import CDEvent, CloudEvent
+from cmdb_worker.schemas.events import (
     ChangeRequested,
     ChangeUpdated,
     CIObserved,

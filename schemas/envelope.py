@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from schemas.ci import NonBlank
+from cmdb_worker.schemas.ci import NonBlank
 
 CDEVENT_TYPE = re.compile(
     r"^dev\.cdevents\.(?P<subject>[A-Za-z]+)\.(?P<predicate>[A-Za-z]+)\.[0-9].*$"

@@ -6,10 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from schemas.ci import CIRef, NonBlank, ObservedCI, Relation
-from schemas.envelope import Timestamp
-from schemas.findings import FindingKind
-from schemas.ids import EventIdentity
+from cmdb_worker.schemas.ci import CIRef, NonBlank, ObservedCI, Relation
+from cmdb_worker.schemas.envelope import Timestamp
+from cmdb_worker.schemas.findings import FindingKind
+from cmdb_worker.schemas.ids import EventIdentity
 
 ChangeType = Literal["standard", "normal", "emergency"]
 ChangeState = Literal[

@@ -4,10 +4,10 @@ from typing import Any
 
 from pydantic import BaseModel, create_model
 
-from schemas.decode import CLOUDEVENT_PAYLOADS
-from schemas.envelope import CDEvent, CloudEvent
-from schemas.findings import Finding
-from schemas.lessons import Lesson
+from cmdb_worker.schemas.decode import CLOUDEVENT_PAYLOADS
+from cmdb_worker.schemas.envelope import CDEvent, CloudEvent
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.lessons import Lesson
 
 
 def _as_cloudevent(event_type: str, payload: type[BaseModel]) -> type[BaseModel]:

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import LessonStatus
+from cmdb_worker.schemas.events import LessonStatus
 
 Impact = Literal["High", "Medium", "Low"]
 REGISTER_FIELDS = ("id", "title", "description", "impact", "owner", "action", "due", "status")

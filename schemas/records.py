@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.findings import Finding
-from schemas.ids import CIId
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.ids import CIId
 
 
 @dataclass(slots=True)

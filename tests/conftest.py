@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from rules.policy import Policy, load_policy
-from schemas.findings import Finding
+from cmdb_worker.rules.policy import Policy, load_policy
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.worker.engine import Engine
 from tests.events import to_input
-from worker.engine import Engine
 
 pytest_plugins = ["tests.kafka_broker", "tests.worker_process", "tests.restarts"]
 

@@ -4,12 +4,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from schemas.decode import decode
-from schemas.events import InputEvent
-from schemas.findings import Finding
+from cmdb_worker.schemas.decode import decode
+from cmdb_worker.schemas.events import InputEvent
+from cmdb_worker.schemas.findings import Finding
 
 if TYPE_CHECKING:
-    from worker.engine import Engine
+    from cmdb_worker.worker.engine import Engine
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

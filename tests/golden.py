@@ -40,7 +40,9 @@ STREAMS: dict[str, Callable[[Path], list[str]]] = {
 
 def digests(name: str, directory: Path) -> dict[str, Any]:
     """Replay the stream into ``directory``: each output's sha256, and findings by kind."""
-    from worker.cli import main  # the CLI configures logging: import it only when replaying
+    from cmdb_worker.worker.cli import (
+        main,  # the CLI configures logging: import it only when replaying
+    )
 
     directory.mkdir(parents=True, exist_ok=True)
     out = directory / "out"

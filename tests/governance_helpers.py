@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from schemas.findings import Finding
+from cmdb_worker.schemas.findings import Finding
 from tests.events import T0, cloudevent, iso, observed
 
 ITSM, PIPELINE, MONITORING = "/itsm/servicenow", "/pipelines/argo", "/monitoring/prod"

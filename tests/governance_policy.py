@@ -4,7 +4,7 @@ from typing import Any
 
 import yaml
 
-from rules.policy import DEFAULT_POLICY_PATH, Policy, parse_policy
+from cmdb_worker.rules.policy import DEFAULT_POLICY_PATH, Policy, parse_policy
 from tests.events import iso
 
 FREEZE = {"name": "peak", "start": "2026-11-25T00:00:00Z", "end": "2026-11-27T00:00:00Z"}

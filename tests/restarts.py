@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from rules.policy import Policy, load_policy
-from schemas.findings import Finding
+from cmdb_worker.rules.policy import Policy, load_policy
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.worker import changelog
+from cmdb_worker.worker.engine import Engine
 from tests.events import T0, heartbeats, to_input
-from worker import changelog
-from worker.engine import Engine
 
 
 class Run:

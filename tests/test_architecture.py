@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from schemas.json_schemas import all_json_schemas
-from worker.schema_export import SCHEMA_DIR, render
+from cmdb_worker.schemas.json_schemas import all_json_schemas
+from cmdb_worker.worker.schema_export import SCHEMA_DIR, render
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,12 +2,12 @@
 
 import pytest
 
-from rules.policy import Policy
-from schemas.findings import Finding
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.worker.engine import Engine
 from tests.events import at, observed, to_input
 from tests.governance_helpers import SAFE, change_requested, change_updated, of_kind
 from tests.governance_policy import governance_policy, window
-from worker.engine import Engine
 
 EARLIER = "overlaps open changes requested earlier: "
 API, PG, WEB = "service/payments-api@prod", "database/payments-pg@prod", "service/web@prod"

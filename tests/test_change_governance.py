@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
-from rules.policy import Policy, PolicyError
-from schemas.decode import InvalidEvent
-from schemas.findings import Finding
+from cmdb_worker.rules.policy import Policy, PolicyError
+from cmdb_worker.schemas.decode import InvalidEvent
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.worker import changelog
+from cmdb_worker.worker.engine import Engine
 from tests.events import T0, at, observed, to_input
 from tests.governance_helpers import (
     SAFE,
@@ -19,8 +21,6 @@ from tests.governance_helpers import (
     payments_estate,
 )
 from tests.governance_policy import FREEZE, governance_policy, policy_with, window
-from worker import changelog
-from worker.engine import Engine
 
 API, PG, WEB = (
     "service/payments-api@prod", "database/payments-pg@prod", "service/checkout-web@prod"

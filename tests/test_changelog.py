@@ -4,15 +4,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rules.policy import load_policy
-from schemas.findings import Finding
+from cmdb_worker.rules.policy import load_policy
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.worker import changelog
+from cmdb_worker.worker.clock import EventClock
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.export import graph_document, lessons_yaml
+from cmdb_worker.worker.processing import process
+from cmdb_worker.worker.replay import message_from_line
 from tests.events import at, heartbeats, observed, to_input
-from worker import changelog
-from worker.clock import EventClock
-from worker.engine import Engine
-from worker.export import graph_document, lessons_yaml
-from worker.processing import process
-from worker.replay import message_from_line
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "events.jsonl"
 

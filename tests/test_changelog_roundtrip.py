@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from bench import synthetic
-from rules.policy import load_policy
-from schemas.ids import CIId
-from schemas.records import CIRecord
+from cmdb_worker.rules.policy import load_policy
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.schemas.records import CIRecord
+from cmdb_worker.worker import changelog
+from cmdb_worker.worker.engine import Engine
 from tests.test_changelog import SAMPLE, replay_with_changelog
-from worker import changelog
-from worker.engine import Engine
 
 TEXT = st.text(max_size=12)
 ZONES = st.sampled_from(

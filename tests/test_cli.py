@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from rules.policy import Policy
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.worker import __version__, cli
+from cmdb_worker.worker.replay_command import EXIT_ALL_DEAD_LETTERED
+from cmdb_worker.worker.settings import Settings
 from tests.events import observed
-from worker import __version__, cli
-from worker.replay_command import EXIT_ALL_DEAD_LETTERED
-from worker.settings import Settings
 
 CMDB_WORKER = Path(sys.executable).with_name("cmdb-worker")
 

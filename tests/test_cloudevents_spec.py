@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from schemas.decode import InvalidEvent, decode
-from schemas.events import CIObserved
+from cmdb_worker.schemas.decode import InvalidEvent, decode
+from cmdb_worker.schemas.events import CIObserved
+from cmdb_worker.worker.cli import main
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.runner import _record_time
 from tests.events import T0, iso
 from tests.kafka_broker import create_topics
-from worker.cli import main
-from worker.engine import Engine
-from worker.runner import _record_time
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 DATA = {"ci": {"type": "service", "name": "billing", "environment": "prod"}}

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.decode import InvalidEvent, decode
-from schemas.events import CIObserved, Deploy, Ignored, Incident
+from cmdb_worker.schemas.decode import InvalidEvent, decode
+from cmdb_worker.schemas.events import CIObserved, Deploy, Ignored, Incident
 from tests.cdevents_samples import ALL_KINDS, cdevent
 from tests.events import cloudevent
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas.ci import make_ci_id
+from cmdb_worker.schemas.ci import make_ci_id
+from cmdb_worker.worker.cli import main
 from tests.worker_process import WorkerTopics, read_topic, worker_env
-from worker.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "events.jsonl"

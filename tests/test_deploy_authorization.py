@@ -5,9 +5,10 @@ from typing import get_args
 
 import pytest
 
-from rules.authorization import DeployCheck
-from rules.policy import Policy
-from schemas.findings import Finding
+from cmdb_worker.rules.authorization import DeployCheck
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.worker.engine import Engine
 from tests.events import T0, at, observed, to_input
 from tests.governance_helpers import (
     SAFE,
@@ -19,7 +20,6 @@ from tests.governance_helpers import (
     payments_estate,
 )
 from tests.governance_policy import governance_policy, window
-from worker.engine import Engine
 
 API, WEB = "service/payments-api@prod", "service/checkout-web@prod"
 IN_FREEZE = datetime.fromisoformat("2026-11-25T12:00:00+00:00")

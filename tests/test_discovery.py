@@ -2,9 +2,9 @@
 
 from datetime import timedelta
 
-from rules.policy import parse_policy
+from cmdb_worker.rules.policy import parse_policy
+from cmdb_worker.worker.engine import Engine
 from tests.events import at, heartbeats, kinds, observed, retired, scan_completed, to_input
-from worker.engine import Engine
 
 
 def test_out_of_order_observation_never_moves_last_seen_back(feed, engine):

@@ -5,9 +5,11 @@ from datetime import timedelta
 
 import pytest
 
-from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory
-from schemas.decode import InvalidEvent
-from schemas.lessons import Lesson
+from cmdb_worker.schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory
+from cmdb_worker.schemas.decode import InvalidEvent
+from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.replay import replay
 from tests.events import T0, at, heartbeats, kinds, observed, to_input
 from tests.governance_helpers import (
     PIPELINE,
@@ -18,8 +20,6 @@ from tests.governance_helpers import (
     of_kind,
     payments_estate,
 )
-from worker.engine import Engine
-from worker.replay import replay
 
 API = "service/payments-api@prod"
 PG = "database/payments-pg@prod"

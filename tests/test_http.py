@@ -21,19 +21,19 @@ import yaml
 from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from rules.policy import Policy
-from rules.risk import blast_radius
-from schemas.ids import CIId
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.rules.risk import blast_radius
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.worker.api import Api
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.export import lessons_yaml
+from cmdb_worker.worker.http import StatusServer, liveness
+from cmdb_worker.worker.metrics import Metrics
+from cmdb_worker.worker.runner import Runner
+from cmdb_worker.worker.settings import Settings
 from tests.conftest import Feed
 from tests.events import at, heartbeats, observed
 from tests.governance_helpers import SAFE, change_requested, change_updated, deploy, payments_estate
-from worker.api import Api
-from worker.engine import Engine
-from worker.export import lessons_yaml
-from worker.http import StatusServer, liveness
-from worker.metrics import Metrics
-from worker.runner import Runner
-from worker.settings import Settings
 
 NOW = at(hours=1)
 PAYMENTS_API = "service/payments-api@prod"

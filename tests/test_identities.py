@@ -2,9 +2,9 @@
 
 from datetime import timedelta
 
+from cmdb_worker.worker import identities
+from cmdb_worker.worker.identities import AppliedEvents, IdentityBatch
 from tests.events import at
-from worker import identities
-from worker.identities import AppliedEvents, IdentityBatch
 
 
 def test_remembered_identities_are_known_until_their_batch_leaves_the_window():

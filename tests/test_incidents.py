@@ -2,7 +2,8 @@
 
 from datetime import timedelta
 
-from rules.policy import parse_policy
+from cmdb_worker.rules.policy import parse_policy
+from cmdb_worker.worker.engine import Engine
 from tests.events import at, heartbeats, observed, to_input
 from tests.governance_helpers import (
     SAFE,
@@ -13,7 +14,6 @@ from tests.governance_helpers import (
     of_kind,
     payments_estate,
 )
-from worker.engine import Engine
 
 WEB, API, PG = "service/checkout-web@prod", "service/payments-api@prod", "database/payments-pg@prod"
 

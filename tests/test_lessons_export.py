@@ -11,15 +11,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.authorization import DeployCheck
-from rules.policy import load_policy
-from schemas.lessons import REGISTER_FIELDS, Lesson
+from cmdb_worker.rules.authorization import DeployCheck
+from cmdb_worker.rules.policy import load_policy
+from cmdb_worker.schemas.lessons import REGISTER_FIELDS, Lesson
+from cmdb_worker.worker.cli import main
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.export import lessons_yaml, reference_lessons_yaml, register_order
+from cmdb_worker.worker.replay import replay
 from tests.events import T0, at, to_input
 from tests.governance_helpers import change_requested, change_updated, deploy, lesson_updated
-from worker.cli import main
-from worker.engine import Engine
-from worker.export import lessons_yaml, reference_lessons_yaml, register_order
-from worker.replay import replay
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

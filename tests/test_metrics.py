@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from worker.metrics import (
+from cmdb_worker.worker.metrics import (
     FINDING_KINDS,
     Metrics,
     criticality_label,

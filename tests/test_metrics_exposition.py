@@ -21,7 +21,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from rules.policy import Policy, load_policy
+from cmdb_worker.rules.policy import Policy, load_policy
+from cmdb_worker.worker.api import Api
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.http import StatusServer, liveness
+from cmdb_worker.worker.metrics import Metrics
+from cmdb_worker.worker.runner import Runner
+from cmdb_worker.worker.settings import Settings
+from cmdb_worker.worker.status import count_finding, refresh_state_gauges
 from tests.conftest import Feed
 from tests.events import T0, at, keep_alive, observed
 from tests.governance_helpers import (
@@ -33,13 +40,6 @@ from tests.governance_helpers import (
 )
 from tests.prometheus_server import prometheus_binaries, wait_until
 from tests.worker_process import Message, WorkerTopics, produce
-from worker.api import Api
-from worker.engine import Engine
-from worker.http import StatusServer, liveness
-from worker.metrics import Metrics
-from worker.runner import Runner
-from worker.settings import Settings
-from worker.status import count_finding, refresh_state_gauges
 
 WAIT = 60.0
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from rules.policy import PolicyError, load_policy, overlay, parse_policy
+from cmdb_worker.rules.policy import PolicyError, load_policy, overlay, parse_policy
 from tests.events import at, observed
 from tests.restarts import Run
 

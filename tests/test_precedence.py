@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from rules.policy import parse_policy
+from cmdb_worker.rules.policy import parse_policy
 from tests.events import at, observed
 from tests.governance_helpers import deploy
 from tests.restarts import Run, of_kind

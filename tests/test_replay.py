@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
+from cmdb_worker.worker.cli import main
 from tests.events import at, cloudevent, heartbeats, iso, observed, retired
-from worker.cli import main
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "events.jsonl"
 SAMPLE_POLICY = SAMPLE.with_name("policy.yaml")
@@ -171,7 +171,7 @@ def test_summary_table_is_printed(tmp_path, capsys):
 
 def test_progress_is_reported_on_long_replays(tmp_path, engine):
     """The progress callback is called with bytes read, total and lines while replaying."""
-    from worker.replay import replay
+    from cmdb_worker.worker.replay import replay
 
     lines = [
         json.dumps(

@@ -6,13 +6,13 @@ from typing import Any
 import networkx as nx
 import pytest
 
-from rules import risk
-from rules.conflicts import Conflict
-from rules.policy import Policy, PolicyError, load_policy, parse_policy
-from schemas.changes import TeamHistory
-from schemas.events import ChangeRequested
-from schemas.ids import CIId
-from schemas.records import CIRecord
+from cmdb_worker.rules import risk
+from cmdb_worker.rules.conflicts import Conflict
+from cmdb_worker.rules.policy import Policy, PolicyError, load_policy, parse_policy
+from cmdb_worker.schemas.changes import TeamHistory
+from cmdb_worker.schemas.events import ChangeRequested
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.schemas.records import CIRecord
 from tests.events import T0, at, observed
 from tests.governance_helpers import (
     SAFE,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cmdb_worker.worker.replay import message_from_line
 from tests.worker_process import (
     Message,
     WorkerProcess,
@@ -22,7 +23,6 @@ from tests.worker_process import (
     wait_caught_up,
     worker_env,
 )
-from worker.replay import message_from_line
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 

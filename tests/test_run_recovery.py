@@ -21,7 +21,10 @@ import pytest
 from kafka.structs import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from rules.policy import load_policy
+from cmdb_worker.rules.policy import load_policy
+from cmdb_worker.worker import changelog
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.export import graph_document
 from tests.events import T0, observed, retired, scan_completed
 from tests.worker_process import (
     Message,
@@ -38,9 +41,6 @@ from tests.worker_process import (
     wait_committed,
     worker_env,
 )
-from worker import changelog
-from worker.engine import Engine
-from worker.export import graph_document
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 

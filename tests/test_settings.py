@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from worker.cli import main
-from worker.kafka_clients import security_config
-from worker.settings import SettingsError, load_settings
+from cmdb_worker.worker.cli import main
+from cmdb_worker.worker.kafka_clients import security_config
+from cmdb_worker.worker.settings import SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -6,14 +6,14 @@ from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 
-from rules.policy import parse_policy
-from schemas.lessons import Lesson
+from cmdb_worker.rules.policy import parse_policy
+from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.worker.export import node_document
+from cmdb_worker.worker.metrics import Metrics
+from cmdb_worker.worker.status import refresh_state_gauges
 from tests.events import T0, at, kinds, observed
 from tests.governance_helpers import PIPELINE, deploy
 from tests.restarts import Run, of_kind
-from worker.export import node_document
-from worker.metrics import Metrics
-from worker.status import refresh_state_gauges
 
 US, EU = "/discovery/k8s-us", "/discovery/a"
 ONLY_US = [f"svc-{n}" for n in range(5)]

@@ -10,14 +10,14 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource
 from prometheus_client import CollectorRegistry
 
-from rules.policy import Policy
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.worker.http import liveness
+from cmdb_worker.worker.kafka_clients import min_insync_replicas, prepare_topics, replication_factor
+from cmdb_worker.worker.metrics import Metrics
+from cmdb_worker.worker.runner import Runner
+from cmdb_worker.worker.settings import Settings
 from tests.kafka_broker import create_topics
 from tests.worker_process import Message, WorkerProcess, WorkerTopics, produce, worker_env
-from worker.http import liveness
-from worker.kafka_clients import min_insync_replicas, prepare_topics, replication_factor
-from worker.metrics import Metrics
-from worker.runner import Runner
-from worker.settings import Settings
 
 
 @pytest.mark.parametrize(("brokers", "expected"), [(1, 1), (2, 2), (3, 3), (7, 3)])

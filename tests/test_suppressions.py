@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from cmdb_worker.worker.clock import EventClock
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.metrics import Metrics
+from cmdb_worker.worker.processing import process
 from tests.events import at, cloudevent, iso, observed
 from tests.restarts import Run, of_kind
-from worker.clock import EventClock
-from worker.engine import Engine
-from worker.metrics import Metrics
-from worker.processing import process
 
 API = "service/api@prod"
 EU = "/discovery/a"

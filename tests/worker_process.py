@@ -440,7 +440,9 @@ def replay_lines(
     lines: Sequence[str], directory: Path, policy: Path | None = None
 ) -> ReplayOutput:
     """``cmdb-worker replay`` of these lines, in order, into ``directory``."""
-    from worker.cli import main  # the CLI configures logging: import it only when replaying
+    from cmdb_worker.worker.cli import (
+        main,  # the CLI configures logging: import it only when replaying
+    )
 
     directory.mkdir(parents=True, exist_ok=True)
     events = directory / "events.jsonl"

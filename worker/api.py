@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
-from rules.risk import blast_radius
-from schemas.changes import ChangeRecord
-from schemas.ids import CIId
-from schemas.records import CIRecord
-from worker.engine import Engine
-from worker.export import lessons_yaml, node_document, register_order
+from cmdb_worker.rules.risk import blast_radius
+from cmdb_worker.schemas.changes import ChangeRecord
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.schemas.records import CIRecord
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.export import lessons_yaml, node_document, register_order
 
 Query = dict[str, list[str]]
 JSON, YAML = "application/json", "application/yaml"

@@ -17,15 +17,21 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
-from schemas.ids import CIId
-from schemas.lessons import Lesson
-from schemas.records import CIRecord, SourceHealth, Suppression
-from worker import governance, lessons, sources, suppressions
-from worker.cmdb import Cmdb, EdgeData, interned
-from worker.engine import Engine
-from worker.identities import IdentityBatch
-from worker.state import (
+from cmdb_worker.schemas.changes import (
+    ChangeOutcomes,
+    ChangeRecord,
+    CIHistory,
+    IncidentRecord,
+    TeamHistory,
+)
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
+from cmdb_worker.worker import governance, lessons, sources, suppressions
+from cmdb_worker.worker.cmdb import Cmdb, EdgeData, interned
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.identities import IdentityBatch
+from cmdb_worker.worker.state import (
     CHANGE,
     HISTORY,
     INCIDENT,

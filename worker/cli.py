@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter, ValidationError
 
-from rules.policy import PolicyError, load_policy
-from worker import __version__
-from worker.logs import configure_logging, get_logger
-from worker.produce_command import run_produce
-from worker.replay_command import (
+from cmdb_worker.rules.policy import PolicyError, load_policy
+from cmdb_worker.worker import __version__
+from cmdb_worker.worker.logs import configure_logging, get_logger
+from cmdb_worker.worker.produce_command import run_produce
+from cmdb_worker.worker.replay_command import (
     EXIT_ALL_DEAD_LETTERED,
     EXIT_USAGE,
     run_lessons_export,
     run_replay,
 )
-from worker.service import serve
-from worker.settings import LOG_LEVELS, SettingsError, load_settings, settings_help
+from cmdb_worker.worker.service import serve
+from cmdb_worker.worker.settings import LOG_LEVELS, SettingsError, load_settings, settings_help
 
 DESCRIPTION = """\
 cmdb-worker keeps a CMDB dependency graph current from discovery, CI/CD and ITSM events, flags

@@ -12,11 +12,11 @@ from typing import Any
 
 import networkx as nx
 
-from rules import precedence
-from rules.policy import Policy
-from schemas.ci import CIRef, ObservedCI, Relation
-from schemas.ids import CIId
-from schemas.records import CIRecord
+from cmdb_worker.rules import precedence
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.ci import CIRef, ObservedCI, Relation
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.schemas.records import CIRecord
 
 EdgeData = dict[str, dict[str, datetime]]
 ANY = "*"

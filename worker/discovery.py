@@ -2,13 +2,13 @@
 
 from datetime import datetime
 
-from rules import hygiene, precedence, staleness
-from schemas.ci import Relation
-from schemas.events import CIObserved, CIRetired, InputEvent, ScanCompleted
-from schemas.findings import Finding
-from schemas.ids import CIId
-from schemas.records import CIRecord
-from worker.state import State
+from cmdb_worker.rules import hygiene, precedence, staleness
+from cmdb_worker.schemas.ci import Relation
+from cmdb_worker.schemas.events import CIObserved, CIRetired, InputEvent, ScanCompleted
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.schemas.records import CIRecord
+from cmdb_worker.worker.state import State
 
 DISCOVERY_REPORT = "cmdb.ci.observed"
 STALE = "stale"

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from rules.policy import Policy
-from schemas.events import (
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.events import (
     ChangeRequested,
     ChangeUpdated,
     CIObserved,
@@ -20,12 +20,12 @@ from schemas.events import (
     ScanCompleted,
     SuppressionSet,
 )
-from schemas.findings import Finding
-from schemas.ids import EventIdentity
-from schemas.records import CIRecord
-from worker import discovery, governance, incidents, lessons, sources, suppressions
-from worker.identities import AppliedEvents
-from worker.state import State
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.ids import EventIdentity
+from cmdb_worker.schemas.records import CIRecord
+from cmdb_worker.worker import discovery, governance, incidents, lessons, sources, suppressions
+from cmdb_worker.worker.identities import AppliedEvents
+from cmdb_worker.worker.state import State
 
 Handler = Callable[[State, InputEvent, Any, datetime], list[Finding]]
 DeadlineHandler = Callable[[State, str, str, datetime], list[Finding]]

@@ -25,13 +25,13 @@ from yaml.events import (
     StreamStartEvent,
 )
 
-from rules.policy import Policy
-from rules.staleness import is_stale
-from schemas.findings import Finding
-from schemas.lessons import Lesson
-from schemas.records import CIRecord
-from worker.cmdb import Cmdb
-from worker.discovery import UNVERIFIED
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.rules.staleness import is_stale
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.schemas.records import CIRecord
+from cmdb_worker.worker.cmdb import Cmdb
+from cmdb_worker.worker.discovery import UNVERIFIED
 
 
 def node_document(record: CIRecord, policy: Policy, as_of: datetime) -> dict[str, Any]:

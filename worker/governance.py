@@ -6,12 +6,18 @@ owner, criticality, declared ``depends_on``), through the same path as discovery
 
 from datetime import datetime
 
-from rules import authorization, conflicts, risk
-from rules import lessons as lesson_rules
-from schemas.changes import ChangeOutcomes, ChangeRecord, DeployEntry, Outcome, TeamHistory
-from schemas.ci import ObservedCI, Relation
-from schemas.decode import InvalidEvent
-from schemas.events import (
+from cmdb_worker.rules import authorization, conflicts, risk
+from cmdb_worker.rules import lessons as lesson_rules
+from cmdb_worker.schemas.changes import (
+    ChangeOutcomes,
+    ChangeRecord,
+    DeployEntry,
+    Outcome,
+    TeamHistory,
+)
+from cmdb_worker.schemas.ci import ObservedCI, Relation
+from cmdb_worker.schemas.decode import InvalidEvent
+from cmdb_worker.schemas.events import (
     ChangeRequested,
     ChangeUpdated,
     CIObserved,
@@ -20,10 +26,10 @@ from schemas.events import (
     InputEvent,
     payload_fields,
 )
-from schemas.findings import Finding
-from schemas.ids import CIId
-from worker import discovery, lessons
-from worker.state import CHANGE, SERVICE_OUTCOMES, TEAM_HISTORY, TEAM_OUTCOMES, State
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.worker import discovery, lessons
+from cmdb_worker.worker.state import CHANGE, SERVICE_OUTCOMES, TEAM_HISTORY, TEAM_OUTCOMES, State
 
 OUTCOME_OF_STATE: dict[str, Outcome] = {
     "completed": "success", "failed": "failure", "rolled_back": "failure",

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from worker.api import Api, BadRequest, NotFound
+from cmdb_worker.worker.api import Api, BadRequest, NotFound
 
 Route = Callable[[dict[str, list[str]]], tuple[int, str, bytes]]
 

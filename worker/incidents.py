@@ -9,14 +9,14 @@ incident that is still open adds nothing; one after ``resolved`` is a new occurr
 from collections.abc import Iterator
 from datetime import datetime
 
-from rules import correlation, risk
-from rules import lessons as lesson_rules
-from schemas.changes import DeployEntry, IncidentEntry, IncidentRecord, Suspect
-from schemas.events import Incident, InputEvent
-from schemas.findings import Finding
-from schemas.ids import CIId
-from worker import lessons
-from worker.state import INCIDENT, State
+from cmdb_worker.rules import correlation, risk
+from cmdb_worker.rules import lessons as lesson_rules
+from cmdb_worker.schemas.changes import DeployEntry, IncidentEntry, IncidentRecord, Suspect
+from cmdb_worker.schemas.events import Incident, InputEvent
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.worker import lessons
+from cmdb_worker.worker.state import INCIDENT, State
 
 
 def on_incident(state: State, event: InputEvent, payload: Incident, now: datetime) -> list[Finding]:

@@ -8,7 +8,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource
 from kafka.errors import TopicAlreadyExistsError
 
-from worker.settings import Settings
+from cmdb_worker.worker.settings import Settings
 
 COMPACTED = {"cleanup.policy": "compact"}
 DEFAULT_REPLICAS = 3

@@ -9,14 +9,14 @@ or its grace has moved on, and the deadline does nothing).
 from collections.abc import Iterable
 from datetime import datetime
 
-from rules import lessons as rules
-from schemas.decode import InvalidEvent
-from schemas.events import InputEvent, LessonUpdated, payload_fields
-from schemas.findings import Finding
-from schemas.ids import CIId
-from schemas.lessons import Lesson
-from worker import discovery
-from worker.state import State
+from cmdb_worker.rules import lessons as rules
+from cmdb_worker.schemas.decode import InvalidEvent
+from cmdb_worker.schemas.events import InputEvent, LessonUpdated, payload_fields
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.worker import discovery
+from cmdb_worker.worker.state import State
 
 LESSON_DUE = "lesson_due"
 STALE_TOO_LONG = "stale_too_long"

@@ -23,8 +23,8 @@ from prometheus_client import (
     ProcessCollector,
 )
 
-from schemas.findings import FindingKind
-from worker import __version__
+from cmdb_worker.schemas.findings import FindingKind
+from cmdb_worker.worker import __version__
 
 PREFIX: Final = "cmdb_worker"
 NO_OWNER: Final = "none"

@@ -8,11 +8,11 @@ the CIs one dependency edge away (by id: a hub's neighbours can number in the th
 
 from collections.abc import Iterable
 
-from rules import windows
-from rules.conflicts import is_open
-from schemas.changes import ChangeRecord
-from schemas.ids import CIId
-from worker.cmdb import Cmdb
+from cmdb_worker.rules import windows
+from cmdb_worker.rules.conflicts import is_open
+from cmdb_worker.schemas.changes import ChangeRecord
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.worker.cmdb import Cmdb
 
 
 class OpenChanges:

@@ -4,11 +4,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas.decode import InvalidEvent, decode
-from schemas.events import InputEvent
-from schemas.findings import Finding
-from worker.clock import Clock
-from worker.engine import Engine
+from cmdb_worker.schemas.decode import InvalidEvent, decode
+from cmdb_worker.schemas.events import InputEvent
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.worker.clock import Clock
+from cmdb_worker.worker.engine import Engine
 
 
 @dataclass

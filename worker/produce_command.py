@@ -14,8 +14,8 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
-from schemas.decode import InvalidEvent, decode
-from schemas.events import (
+from cmdb_worker.schemas.decode import InvalidEvent, decode
+from cmdb_worker.schemas.events import (
     ChangeRequested,
     ChangeUpdated,
     CIObserved,
@@ -26,10 +26,10 @@ from schemas.events import (
     InputEvent,
     LessonUpdated,
 )
-from worker.kafka_clients import prepare_topics, security_config
-from worker.logs import get_logger
-from worker.replay import STDIN, Message, message_from_line
-from worker.settings import Settings
+from cmdb_worker.worker.kafka_clients import prepare_topics, security_config
+from cmdb_worker.worker.logs import get_logger
+from cmdb_worker.worker.replay import STDIN, Message, message_from_line
+from cmdb_worker.worker.settings import Settings
 
 log = get_logger("cmdb_worker.produce")
 

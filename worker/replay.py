@@ -9,11 +9,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from schemas.decode import InvalidEvent
-from schemas.findings import Finding
-from worker.clock import EventClock
-from worker.engine import Engine
-from worker.processing import Outcome, process
+from cmdb_worker.schemas.decode import InvalidEvent
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.worker.clock import EventClock
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.processing import Outcome, process
 
 WRAPPER_KEYS = frozenset({"key", "headers", "value"})
 STDIN = Path("-")

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rules.policy import Policy
-from schemas.findings import Reason
-from worker.engine import Engine
-from worker.export import (
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.findings import Reason
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.export import (
     finding_line,
     findings_by_kind,
     graph_document,
@@ -20,8 +20,8 @@ from worker.export import (
     write_json,
     write_lines,
 )
-from worker.logs import get_logger
-from worker.replay import STDIN, ReplayResult, replay
+from cmdb_worker.worker.logs import get_logger
+from cmdb_worker.worker.replay import STDIN, ReplayResult, replay
 
 log = get_logger("cmdb_worker.replay")
 

@@ -17,22 +17,22 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 
-from rules.policy import Policy
-from schemas.findings import Finding
-from worker import changelog
-from worker.clock import Clock, EventClock, WallClock
-from worker.engine import Engine
-from worker.kafka_clients import (
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.worker import changelog
+from cmdb_worker.worker.clock import Clock, EventClock, WallClock
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.kafka_clients import (
     input_consumer,
     prepare_topics,
     state_consumer,
     transactional_producer,
 )
-from worker.logs import get_logger
-from worker.metrics import Metrics
-from worker.processing import Outcome, process
-from worker.settings import Settings
-from worker.status import count_finding, refresh_state_gauges
+from cmdb_worker.worker.logs import get_logger
+from cmdb_worker.worker.metrics import Metrics
+from cmdb_worker.worker.processing import Outcome, process
+from cmdb_worker.worker.settings import Settings
+from cmdb_worker.worker.status import count_finding, refresh_state_gauges
 
 log = get_logger("cmdb_worker.run")
 DLQ_HEADERS = ("cmdb_dlq_reason", "cmdb_dlq_topic", "cmdb_dlq_partition", "cmdb_dlq_offset")

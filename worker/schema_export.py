@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from schemas.json_schemas import all_json_schemas
+from cmdb_worker.schemas.json_schemas import all_json_schemas
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "json"
 

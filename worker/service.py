@@ -5,14 +5,14 @@ import sys
 from kafka.errors import KafkaError, KafkaTimeoutError
 from prometheus_client import CollectorRegistry
 
-from rules.policy import Policy
-from worker.api import Api
-from worker.http import StatusServer, liveness
-from worker.kafka_clients import TopicError, any_broker_listening
-from worker.logs import get_logger
-from worker.metrics import Metrics
-from worker.runner import Runner
-from worker.settings import ENV_PREFIX, Settings
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.worker.api import Api
+from cmdb_worker.worker.http import StatusServer, liveness
+from cmdb_worker.worker.kafka_clients import TopicError, any_broker_listening
+from cmdb_worker.worker.logs import get_logger
+from cmdb_worker.worker.metrics import Metrics
+from cmdb_worker.worker.runner import Runner
+from cmdb_worker.worker.settings import ENV_PREFIX, Settings
 
 log = get_logger("cmdb_worker.service")
 

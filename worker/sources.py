@@ -9,12 +9,12 @@ again, their staleness counted from the recovery at the earliest.
 
 from datetime import datetime
 
-from rules import sources as rules
-from schemas.events import CIObserved, InputEvent, ScanCompleted
-from schemas.findings import Finding
-from schemas.records import CIRecord, SourceHealth
-from worker import discovery, lessons
-from worker.state import SOURCE, State
+from cmdb_worker.rules import sources as rules
+from cmdb_worker.schemas.events import CIObserved, InputEvent, ScanCompleted
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.records import CIRecord, SourceHealth
+from cmdb_worker.worker import discovery, lessons
+from cmdb_worker.worker.state import SOURCE, State
 
 SOURCE_SILENT = "source_silent"
 

@@ -2,13 +2,19 @@
 
 from dataclasses import dataclass, field
 
-from rules.policy import Policy
-from schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory, IncidentRecord, TeamHistory
-from schemas.lessons import Lesson
-from schemas.records import CIRecord, SourceHealth, Suppression
-from worker.cmdb import Cmdb
-from worker.deadlines import DeadlineIndex
-from worker.open_changes import OpenChanges
+from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.changes import (
+    ChangeOutcomes,
+    ChangeRecord,
+    CIHistory,
+    IncidentRecord,
+    TeamHistory,
+)
+from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
+from cmdb_worker.worker.cmdb import Cmdb
+from cmdb_worker.worker.deadlines import DeadlineIndex
+from cmdb_worker.worker.open_changes import OpenChanges
 
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
 SOURCE, SUPPRESSION = "source", "suppression"

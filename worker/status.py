@@ -6,13 +6,13 @@ lessons, outcomes.
 from collections import Counter
 from datetime import datetime
 
-from rules.lessons import overdue_at
-from schemas.findings import Finding
-from schemas.records import CIRecord
-from worker.discovery import ORPHAN, PHANTOM, UNVERIFIED
-from worker.engine import Engine
-from worker.metrics import LESSON_IMPACTS, Metrics
-from worker.state import State
+from cmdb_worker.rules.lessons import overdue_at
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.records import CIRecord
+from cmdb_worker.worker.discovery import ORPHAN, PHANTOM, UNVERIFIED
+from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.metrics import LESSON_IMPACTS, Metrics
+from cmdb_worker.worker.state import State
 
 StaleKey = tuple[str, str, str | None, int | None]
 HYGIENE_ISSUES = frozenset({"no_owner", ORPHAN, PHANTOM})

@@ -8,13 +8,13 @@ still silent...). Findings that record an event rather than a condition are not 
 from collections.abc import Callable
 from datetime import datetime
 
-from schemas.decode import InvalidEvent
-from schemas.events import InputEvent, SuppressionSet
-from schemas.findings import Finding
-from schemas.ids import CIId
-from schemas.records import Suppression
-from worker import discovery
-from worker.state import SUPPRESSION, State
+from cmdb_worker.schemas.decode import InvalidEvent
+from cmdb_worker.schemas.events import InputEvent, SuppressionSet
+from cmdb_worker.schemas.findings import Finding
+from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.schemas.records import Suppression
+from cmdb_worker.worker import discovery
+from cmdb_worker.worker.state import SUPPRESSION, State
 
 SUPPRESSION_ENDS = "suppression_ends"
 KEY_SEPARATOR = "\x1f"
