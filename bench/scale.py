@@ -1,6 +1,8 @@
 """Scale: N CIs and ~3N relations built through the real ``Engine`` (``Cmdb`` + deadlines).
 
     python -m bench.scale [--cis 1000000] [--json]
+    python -m bench.scale --footprint [--cis 20000]
+
 
 Measures, on one freshly built state (run it in a fresh process for honest memory figures):
 build time; resident memory (whole process, and the growth from building); a staleness tick
@@ -23,6 +25,7 @@ import random
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,7 +75,7 @@ def ci_id(domain: int, index: int) -> CIId:
     return CIId(f"{TIERS[tier][0]}/{_name(domain, index)}@prod")
 
 
-def observations(n_cis: int, seed: int = 11) -> Iterator[InputEvent]:
+def observations(n_cis: int, seed: int = 11, fan_out: int = FAN_OUT) -> Iterator[InputEvent]:
     """``n_cis`` decoded observations, bottom tier first (targets exist before their users)."""
     rng = random.Random(seed)
     domains = max(1, n_cis // DOMAIN)
@@ -91,7 +94,7 @@ def observations(n_cis: int, seed: int = 11) -> Iterator[InputEvent]:
             relations: list[Relation] = []
             if tier + 1 < len(TIERS):
                 nxt, nxt_size = _tier_start(tier + 1), TIERS[tier + 1][1]
-                targets = rng.sample(range(nxt, nxt + nxt_size), min(FAN_OUT, nxt_size))
+                targets = rng.sample(range(nxt, nxt + nxt_size), min(fan_out, nxt_size))
                 relations = [Relation(type="depends_on", target=_ref(domain, t)) for t in targets]
                 if TIERS[tier][0] == "host" and rng.random() < 0.01:
                     relations.append(Relation(type="runs_on", target=rng.choice(platform)))
@@ -109,14 +112,16 @@ def _event(i: int, ref: CIRef, relations: list[Relation], rng: random.Random,
                       payload)  # fmt: skip
 
 
-def build(n_cis: int, seed: int = 11, identities: bool = False) -> tuple[Engine, float]:
+def build(
+    n_cis: int, seed: int = 11, identities: bool = False, fan_out: int = FAN_OUT
+) -> tuple[Engine, float]:
     """An engine holding ``n_cis`` (+100 platform) CIs; returns it and the seconds it took.
 
-    The identities applied since the last changelog write are dropped (as the runner's
-    per-batch changelog write does) unless ``identities``.
+    What changed since the last changelog write (the dirty CIs, the applied identities) is taken
+    as the runner's per-batch changelog write takes it, unless ``identities``.
     """
     engine = Engine(load_policy())
-    events = observations(n_cis, seed)
+    events = observations(n_cis, seed, fan_out)
     gc.freeze()  # long-lived objects: keep the cyclic GC from rescanning the graph
     started = time.perf_counter()
     for event in events:
@@ -124,6 +129,7 @@ def build(n_cis: int, seed: int = 11, identities: bool = False) -> tuple[Engine,
     seconds = time.perf_counter() - started
     if not identities:
         engine.applied.take_changes()
+        engine.state.cmdb.take_dirty()
     return engine, seconds
 
 
@@ -204,6 +210,59 @@ def measure(n_cis: int, ticks: int = 20_000, due_slices: int = 3, changes: int =
     return result
 
 
+def footprint(n_cis: int, seed: int = 11) -> dict[str, Any]:
+    """Bytes the state holds (tracemalloc) per CI at the usual mix, and per relation: the
+    difference between fan-outs of 3 and 2 (same CIs, same deadlines) over the extra edges;
+    then where they go (``sys.getsizeof`` of what each part alone holds, per CI)."""
+    full, engine = _traced(n_cis, seed, FAN_OUT)
+    fewer, fewer_engine = _traced(n_cis, seed, FAN_OUT - 1)
+    full_edges, fewer_edges = (e.state.cmdb.graph.number_of_edges() for e in (engine, fewer_engine))
+    n = n_cis + PLATFORM
+    parts = {f"of which {part}": size / n for part, size in breakdown(engine).items()}
+    return {"cis": n, "relations": full_edges, "bytes_per_ci": full / n,
+            "bytes_per_relation": (full - fewer) / (full_edges - fewer_edges), **parts}  # fmt: skip
+
+
+def _traced(n_cis: int, seed: int, fan_out: int) -> tuple[int, Engine]:
+    """Bytes traced once the state is built (and collected), and the engine."""
+    gc.collect()
+    tracemalloc.start()
+    engine, _ = build(n_cis, seed, fan_out=fan_out)
+    gc.collect()
+    traced = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return traced, engine
+
+
+def breakdown(engine: Engine) -> dict[str, int]:
+    """Bytes per part of the state, each object counted once, in the first part reaching it
+    (records own their strings and times; edge data the times no record holds)."""
+    cmdb, graph = engine.state.cmdb, engine.state.cmdb.graph
+    deadlines = engine.state.deadlines
+    parts = {
+        "records": list(cmdb.records()),
+        "edge data": [data for _, _, data in graph.edges(data=True)],
+        "networkx adjacency": [graph._node, graph._succ, graph._pred],
+        "deadlines": [deadlines._heap, deadlines._current],
+        "indexes": [cmdb.strong_ids, cmdb.by_source, cmdb.aliases, cmdb.retired],
+        "identities": [engine.applied._known, engine.applied._kept],
+    }
+    seen: set[int] = set()
+    return {part: _deep_size(roots, seen) for part, roots in parts.items()}
+
+
+def _deep_size(roots: list[Any], seen: set[int]) -> int:
+    total, stack = 0, list(roots)
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, type):
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        stack.extend(gc.get_referents(item))
+    return total
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -212,8 +271,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ticks", type=int, default=20_000)
     parser.add_argument("--changes", type=int, default=2000)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--footprint", action="store_true", help="tracemalloc bytes per CI and per relation"
+    )
     args = parser.parse_args(argv)
-    print_result(measure(args.cis, ticks=args.ticks, changes=args.changes), args.json)
+    if args.footprint:
+        print_result(footprint(args.cis), args.json)
+    else:
+        print_result(measure(args.cis, ticks=args.ticks, changes=args.changes), args.json)
     sys.stdout.flush()
 
 

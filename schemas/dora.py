@@ -7,7 +7,7 @@ event (never applied twice) never counts twice.
 import bisect
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, FiniteFloat
 
 LEAD_TIME_BUCKETS = (
     300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
@@ -23,9 +23,10 @@ RESTORE_BUCKETS = (
 class HistogramCounts(BaseModel):
     """A histogram's observations: per-bucket counts (the last one is +Inf), and their sum."""
 
-    bounds: tuple[float, ...]
+    bounds: tuple[FiniteFloat, ...]
     counts: list[int] = Field(default_factory=list)
-    sum: float = 0.0
+    sum: FiniteFloat = 0.0
+    """Finite: JSON (the changelog) has no infinity, and durations are never infinite."""
 
     def observe(self, value: float) -> None:
         if not self.counts:

@@ -24,7 +24,8 @@ class CIRecord:
     version: str | None = None
     identifiers: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
-    aliases: set[CIId] = field(default_factory=set)
+    aliases: frozenset[CIId] = frozenset()
+    """Ids merged into this CI (immutable: the empty one is shared by every record)."""
     reported: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Attribute -> source -> the value that source last gave (owner, criticality, ...)."""
     seen_by: dict[str, datetime] = field(default_factory=dict)
@@ -35,8 +36,17 @@ class CIRecord:
     recounted_from: datetime | None = None
     """When a silent source that vouched for the CI recovered: staleness counts from then."""
     stale: bool = False
-    flags: set[str] = field(default_factory=set)
-    """Findings currently raised on this CI (``no_owner``, ``orphan``), so each is raised once."""
+    flags: frozenset[str] = frozenset()
+    """Findings currently raised on this CI (``no_owner``, ``orphan``), so each is raised once;
+    immutable, so the many records without a flag share the empty one (``add_flag``)."""
+
+    def add_flag(self, flag: str) -> None:
+        if flag not in self.flags:
+            self.flags = self.flags | {flag}
+
+    def discard_flag(self, flag: str) -> None:
+        if flag in self.flags:
+            self.flags = self.flags - {flag}
 
     @property
     def last_seen(self) -> datetime | None:

@@ -23,6 +23,14 @@ def _all_positive(result: dict[str, Any], keys: list[str]) -> None:
         assert all(_positive(v) for v in values), (key, values)
 
 
+def test_footprint_at_a_tiny_size() -> None:
+    """The footprint gives bytes per CI and per relation, and its parts account for most of them."""
+    result = scale.footprint(1000)
+    assert result["bytes_per_ci"] > 0 and result["bytes_per_relation"] > 0
+    parts = sum(value for key, value in result.items() if key.startswith("of which"))
+    assert 0.8 * result["bytes_per_ci"] < parts <= result["bytes_per_ci"]
+
+
 def test_scale_at_a_tiny_size() -> None:
     result = scale.measure(2000, ticks=200, due_slices=2, changes=50)
     assert result["cis"] >= 2000

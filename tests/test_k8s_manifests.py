@@ -163,6 +163,30 @@ def test_resources_have_requests_and_memory_limit(container: Doc) -> None:
     assert resources["limits"]["memory"]
 
 
+MEBI = {"Mi": 2**20, "Gi": 2**30}
+
+
+def mebibytes(quantity: str) -> float:
+    """A Kubernetes memory quantity in Mi or Gi, in MiB."""
+    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()  # type: ignore[union-attr]
+    return int(number) * MEBI[unit] / 2**20
+
+
+def test_memory_request_and_limit_cover_the_measured_million_ci_figures(container: Doc) -> None:
+    """The memory request holds the resident size measured at 1M CIs, the limit the rebuild's
+    peak, and the steady size stays under the 90% at which CMDBWorkerMemoryNearLimit fires."""
+    text = (K8S / "deployment.yaml").read_text(encoding="utf-8")
+    figures = r"(\d[\d,]*) MiB resident once rebuilt[^0-9]+(\d[\d,]*) MiB at the peak"
+    stated = re.search(figures, re.sub(r"\s*\n\s*#\s*", " ", text))  # comment lines joined
+    assert stated is not None, "the resources' comment states no measured figures"
+    steady, peak = (float(figure.replace(",", "")) for figure in stated.groups())
+    resources = container["resources"]
+    request, limit = (mebibytes(resources[k]["memory"]) for k in ("requests", "limits"))
+    assert request >= steady
+    assert limit >= peak
+    assert steady <= 0.9 * limit
+
+
 def test_settings_come_from_configmap_and_secret(rendered: list[Doc], container: Doc) -> None:
     """Env comes from the generated ConfigMap and SASL credentials from the unrendered Secret."""
     config_name = container["envFrom"][0]["configMapRef"]["name"]

@@ -1,13 +1,17 @@
 """The state's changelog: one compacted record per entity, from which any replica rebuilds.
 
-Keys are ``<kind>/<id>``: ``ci/service/api@prod`` holds the CI's record and its outgoing edges
-(or ``retired_at`` once retired; a tombstone once merged into another CI), ``events/<digest>``
-remembers a batch of applied event identities. Rebuild keeps the last value per key, as compaction
-does, then builds the graph from those values in one pass.
+Keys are ``<kind>/<id>``: ``ci/service/api@prod`` holds the CI's record (every field of
+``CIRecord``, by name) and its outgoing edges (or ``retired_at`` once retired; a tombstone once
+merged into another CI), ``events/<digest>`` remembers a batch of applied event identities.
+Rebuild streams the records once, a later value of a key replacing the earlier one as compaction
+keeps the last, and re-arms the deadlines when all are in.
 """
 
+import dataclasses
+import functools
 import json
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +29,7 @@ from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
 from cmdb_worker.worker import governance, lessons, sources, suppressions
-from cmdb_worker.worker.cmdb import Cmdb, EdgeData
+from cmdb_worker.worker.cmdb import Cmdb, EdgeData, interned
 from cmdb_worker.worker.engine import Engine
 from cmdb_worker.worker.identities import IdentityBatch
 from cmdb_worker.worker.state import (
@@ -101,69 +105,149 @@ def ci_value(cmdb: Cmdb, ci_id: CIId) -> dict[str, Any] | None:
         retired_at = cmdb.retired.get(ci_id)
         return {"retired_at": retired_at.isoformat()} if retired_at else None
     edges = {target: _edge_json(data) for _, target, data in cmdb.graph.out_edges(ci_id, data=True)}
-    return {"record": _record_json(node["ci"]), "edges": edges}
+    return {"record": record_json(node["ci"]), "edges": edges}
 
 
-def _record_json(record: CIRecord) -> dict[str, Any]:
-    return {
-        "id": record.id, "type": record.type, "name": record.name,
-        "environment": record.environment, "owner": record.owner,
-        "criticality": record.criticality, "business_service": record.business_service,
-        "version": record.version, "identifiers": record.identifiers,
-        "attributes": record.attributes, "aliases": sorted(record.aliases),
-        "reported": record.reported,
-        "seen_by": {source: at.isoformat() for source, at in record.seen_by.items()},
-        "first_seen": _iso(record.first_seen), "recounted_from": _iso(record.recounted_from),
-        "referenced_at": _iso(record.referenced_at),
-        "stale": record.stale, "flags": sorted(record.flags),
-    }  # fmt: skip
+def record_json(record: CIRecord) -> dict[str, Any]:
+    """The record as JSON, every field of ``CIRecord`` by its name (see ``FIELD_CODECS``)."""
+    return {name: encode(getattr(record, name)) for name, encode, _ in RECORD_CODECS}
+
+
+def record_from_json(raw: dict[str, Any]) -> CIRecord:
+    """The record ``record_json`` wrote; a field an older changelog lacks takes its default."""
+    return CIRecord(**{name: decode(raw[name]) for name, _, decode in RECORD_CODECS if name in raw})
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+_parsed = functools.lru_cache(maxsize=4096)(datetime.fromisoformat)
+"""A CI's sightings and edges share their event's time: parsed once, one object (as live)."""
+
+
+def _moment(text: str | None) -> datetime | None:
+    return _parsed(text) if text else None
+
+
+def _iso_map(moments: dict[str, datetime]) -> dict[str, str]:
+    return {source: at.isoformat() for source, at in moments.items()}
+
+
+def _moment_map(texts: dict[str, str]) -> dict[str, datetime]:
+    return {sys.intern(source): _parsed(at) for source, at in texts.items()}
+
+
+def _sorted(members: frozenset[str]) -> list[str]:
+    return sorted(members)
+
+
+def _reported(raw: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per attribute, each source's value; the strings many CIs share are kept once."""
+    return {name: {sys.intern(source): interned(value) for source, value in values.items()}
+            for name, values in raw.items()}  # fmt: skip
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+FIELD_CODECS: dict[Any, Codec] = {
+    datetime | None: (_iso, _moment),
+    dict[str, datetime]: (_iso_map, _moment_map),
+    frozenset[CIId]: (_sorted, frozenset),
+    frozenset[str]: (_sorted, frozenset),
+    str | None: (_same, interned),
+    dict[str, dict[str, Any]]: (_same, _reported),
+}
+"""(encode, decode) by a ``CIRecord`` field's type; any other field is JSON as it stands."""
+INTERNED_FIELDS = frozenset({"id", "type"})
+"""Plain ``str`` fields that many CIs or edges share (the id is also the graph's key)."""
+
+
+def _codec(field: dataclasses.Field[Any]) -> Codec:
+    if field.name in INTERNED_FIELDS:
+        return _same, sys.intern
+    return FIELD_CODECS.get(field.type, (_same, _same))
+
+
+RECORD_CODECS = tuple((field.name, *_codec(field)) for field in dataclasses.fields(CIRecord))
+"""(name, encode, decode) of every ``CIRecord`` field."""
 
 
 def _edge_json(data: EdgeData) -> dict[str, dict[str, str]]:
-    return {kind: {src: at.isoformat() for src, at in seen.items()} for kind, seen in data.items()}
+    return {kind: _iso_map(seen) for kind, seen in data.items()}
+
+
+def _edge_from_json(raw: dict[str, dict[str, str]]) -> EdgeData:
+    return {sys.intern(kind): _moment_map(seen) for kind, seen in raw.items()}
 
 
 def rebuild(engine: Engine, entries: Iterable[Entry]) -> int:
-    """Restore ``engine`` from changelog entries (in log order); returns how many keys are live."""
-    latest: dict[str, bytes] = {}
+    """Restore ``engine`` from changelog entries (in log order) in one streaming pass: each
+    value is parsed, applied and dropped, a later value of a key replacing the earlier one, as
+    compaction keeps the last; returns how many keys are live."""
+    restoring = _Restoring(engine)
     for key, value in entries:
-        if value is None:
-            latest.pop(key, None)
-        else:
-            latest[key] = value
-    cis = {key.removeprefix(CI_PREFIX): json.loads(v) for key, v in latest.items()
-           if key.startswith(CI_PREFIX)}  # fmt: skip
-    _restore_cmdb(engine, cis)
-    _restore_models(engine.state, latest)
-    engine.applied.restore(
-        _batch_from(key.removeprefix(EVENTS_PREFIX), value)
-        for key, value in latest.items()
-        if key.startswith(EVENTS_PREFIX)
-    )
-    return len(latest)
+        restoring.put(key, value)
+    return restoring.finish()
 
 
-def _restore_cmdb(engine: Engine, cis: dict[str, dict[str, Any]]) -> None:
-    cmdb = engine.state.cmdb
-    for ci_id, value in cis.items():
-        if "retired_at" in value:
-            cmdb.retired[CIId(ci_id)] = datetime.fromisoformat(value["retired_at"])
-        else:
-            cmdb.restore_record(_record_from_json(value["record"]))
-    for ci_id, value in cis.items():
-        for target, data in value.get("edges", {}).items():
-            cmdb.graph.add_edge(ci_id, target)
-            cmdb.graph.edges[ci_id, target].update(_edge_from_json(data))
-    for record in list(cmdb.records()):
-        engine.reschedule(record)
-    cmdb.take_dirty()
+class _Restoring:
+    """A rebuild in progress: what is needed to apply one changelog record after another."""
 
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.batches: dict[str, IdentityBatch] = {}
 
-def _restore_models(state: State, latest: dict[str, bytes]) -> None:
-    for key, value in latest.items():
+    def put(self, key: str, value: bytes | None) -> None:
         kind, _, entity_id = key.partition("/")
-        if kind in MODEL_STORES:
-            _store(state, kind)[entity_id] = MODEL_STORES[kind][1].model_validate_json(value)
+        if key.startswith(CI_PREFIX):
+            self._put_ci(CIId(sys.intern(entity_id)), value)
+        elif kind in MODEL_STORES:
+            self._put_model(kind, entity_id, value)
+        elif key.startswith(EVENTS_PREFIX):
+            self._put_batch(entity_id, value)
+
+    def _put_ci(self, ci_id: CIId, value: bytes | None) -> None:
+        cmdb = self.engine.state.cmdb
+        cmdb.withdraw(ci_id)
+        raw = json.loads(value) if value is not None else {}
+        if "retired_at" in raw:
+            cmdb.retired[ci_id] = _parsed(raw["retired_at"])
+        elif "record" in raw:
+            cmdb.restore_record(record_from_json(raw["record"]))
+            for target, data in raw["edges"].items():
+                cmdb.graph.add_edge(ci_id, sys.intern(target), **_edge_from_json(data))
+
+    def _put_model(self, kind: str, entity_id: str, value: bytes | None) -> None:
+        store = _store(self.engine.state, kind)
+        if value is None:
+            store.pop(entity_id, None)
+        else:
+            store[entity_id] = MODEL_STORES[kind][1].model_validate_json(value)
+
+    def _put_batch(self, batch_id: str, value: bytes | None) -> None:
+        if value is None:
+            self.batches.pop(batch_id, None)
+        else:
+            self.batches[batch_id] = _batch_from(batch_id, value)
+
+    def finish(self) -> int:
+        """Re-arm every deadline and derived index once all records are in; the live keys."""
+        engine, cmdb = self.engine, self.engine.state.cmdb
+        with engine.state.deadlines.batched():
+            for record in cmdb.records():
+                engine.reschedule(record)
+            _schedule_models(engine.state)
+        cmdb.take_dirty()
+        engine.applied.restore(self.batches.values())
+        models = sum(len(_store(engine.state, kind)) for kind in MODEL_STORES)
+        return len(cmdb.retired) + sum(1 for _ in cmdb.records()) + models + len(self.batches)
+
+
+def _schedule_models(state: State) -> None:
     state.index_lessons()
     for lesson in state.lessons.values():
         lessons.schedule_due(state, lesson)
@@ -173,31 +257,3 @@ def _restore_models(state: State, latest: dict[str, bytes]) -> None:
         sources.schedule_silence(state, health)
     for held in state.suppressions.values():
         suppressions.schedule_ends(state, held)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
-
-
-TIMED_FIELDS = ("first_seen", "recounted_from", "referenced_at")
-
-
-def _record_from_json(raw: dict[str, Any]) -> CIRecord:
-    return CIRecord(
-        **{k: v for k, v in raw.items() if k not in ("aliases", "seen_by", "flags", *TIMED_FIELDS)},
-        first_seen=_moment(raw["first_seen"]),
-        recounted_from=_moment(raw.get("recounted_from")),
-        referenced_at=_moment(raw.get("referenced_at")),
-        aliases={CIId(alias) for alias in raw["aliases"]},
-        seen_by={source: datetime.fromisoformat(at) for source, at in raw["seen_by"].items()},
-        flags=set(raw["flags"]),
-    )
-
-
-def _edge_from_json(raw: dict[str, dict[str, str]]) -> EdgeData:
-    return {kind: {src: datetime.fromisoformat(at) for src, at in seen.items()}
-            for kind, seen in raw.items()}  # fmt: skip

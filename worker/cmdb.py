@@ -4,6 +4,7 @@ Edges run from a CI to what it depends on or runs on; an edge's data maps each r
 to the sources that report it and when, so ``relations_complete`` can drop one source's view.
 """
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -88,6 +89,7 @@ class Cmdb:
         """
         if self.is_retired(observed.ci_id, at):
             return None
+        source = sys.intern(source)
         ci_id, merged = self._identify(observed)
         record = self._record_for(ci_id, observed)
         if record.last_seen is None or at >= record.last_seen:
@@ -130,7 +132,7 @@ class Cmdb:
         reported = self.resolve(observed.ci_id)
         holders = [h for h in self._holders(observed) if h != reported and h in self.graph]
         if not holders:
-            return reported, []
+            return _interned_id(reported), []
         kept = holders[0]
         merged = [reported, *holders[1:]]
         for duplicate in merged:
@@ -146,7 +148,12 @@ class Cmdb:
         if node:
             record: CIRecord = node["ci"]
             return record
-        record = CIRecord(id=ci_id, type=ref.type, name=ref.name, environment=ref.environment)
+        record = CIRecord(
+            id=ci_id,
+            type=sys.intern(ref.type),
+            name=ref.name,
+            environment=interned(ref.environment),
+        )
         self.graph.add_node(ci_id, ci=record)
         self.dirty.add(ci_id)
         return record
@@ -160,6 +167,29 @@ class Cmdb:
         for source in record.seen_by:
             self.by_source.setdefault(source, set()).add(record.id)
 
+    def withdraw(self, ci_id: CIId) -> None:
+        """Undo what an earlier changelog value of ``ci_id`` restored (a later one replaces it):
+        its retirement, or its record, indexes and outgoing edges (the node stays while other
+        CIs' edges point at it)."""
+        self.retired.pop(ci_id, None)
+        node = self.graph.nodes.get(ci_id)
+        if node is None or "ci" not in node:
+            return
+        record: CIRecord = node.pop("ci")
+        for alias in record.aliases:
+            if self.aliases.get(alias) == ci_id:
+                del self.aliases[alias]
+        self._unindex(record)
+        targets = list(self.graph.successors(ci_id))
+        self.graph.remove_edges_from([(ci_id, target) for target in targets])
+        for node_id in (ci_id, *targets):
+            self._drop_if_bare(node_id)
+
+    def _drop_if_bare(self, node_id: CIId) -> None:
+        """Remove a node that holds no record and that no edge touches any more."""
+        if "ci" not in self.graph.nodes[node_id] and not self.graph.degree(node_id):
+            self.graph.remove_node(node_id)
+
     def _index_identifiers(self, record: CIRecord) -> None:
         for key in _strong_keys(record.type, record.identifiers, self.strong_identifiers):
             self.strong_ids.setdefault(key, record.id)
@@ -169,7 +199,8 @@ class Cmdb:
         self.aliases[duplicate] = kept
         self.dirty |= {kept, duplicate}
         if duplicate not in self.graph:
-            self.graph.nodes[kept]["ci"].aliases.add(duplicate)
+            record: CIRecord = self.graph.nodes[kept]["ci"]
+            record.aliases = record.aliases | {duplicate}
             return
         gone: CIRecord = self.graph.nodes[duplicate]["ci"]
         target: CIRecord = self.graph.nodes[kept]["ci"]
@@ -212,8 +243,9 @@ class Cmdb:
         relation never brings a retired CI back; only its own observation does)."""
         dangling: list[tuple[CIId, str]] = []
         wanted: set[tuple[CIId, str]] = set()
+        source = sys.intern(source)
         for relation in relations:
-            target = self.resolve(relation.target.ci_id)
+            target = _interned_id(self.resolve(relation.target.ci_id))
             if target in self.retired:
                 dangling.append((target, relation.type))
                 continue
@@ -222,7 +254,7 @@ class Cmdb:
             placeholder = self._record_for(target, relation.target)
             if placeholder.first_seen is None:
                 placeholder.referenced_at = min(at, placeholder.referenced_at or at)
-            self._edge(ci_id, target).setdefault(relation.type, {})[source] = at
+            self._edge(ci_id, target).setdefault(sys.intern(relation.type), {})[source] = at
             wanted.add((target, relation.type))
         if complete:
             self._drop_unlisted(ci_id, source, wanted)
@@ -257,12 +289,15 @@ class Cmdb:
         return Retirement(ci_id, pointing)
 
     def _forget(self, record: CIRecord) -> None:
+        self._unindex(record)
+        self.graph.remove_node(record.id)
+
+    def _unindex(self, record: CIRecord) -> None:
         for key in _strong_keys(record.type, record.identifiers, self.strong_identifiers):
             if self.strong_ids.get(key) == record.id:
                 del self.strong_ids[key]
         for source in record.seen_by:
             self.by_source.get(source, set()).discard(record.id)
-        self.graph.remove_node(record.id)
 
     def seen_by_source(self, source: str) -> set[CIId]:
         return self.by_source.get(source, set())
@@ -283,18 +318,16 @@ def _update_fields(record: CIRecord, observed: ObservedCI) -> None:
     for name in ("owner", "criticality", "business_service"):
         value = getattr(observed, name)
         if value is not None:
-            setattr(record, name, value)
+            setattr(record, name, interned(value))
     record.identifiers.update(observed.identifiers)
     record.attributes.update(observed.attributes)
 
 
-def _remember_values(
-    record: CIRecord, source: str, given: dict[str, Any], retracts: bool
-) -> None:
+def _remember_values(record: CIRecord, source: str, given: dict[str, Any], retracts: bool) -> None:
     """Keep ``source``'s own value of each ranked attribute; an explicit null retracts it."""
     for attribute, value in given.items():
         if value is not None:
-            record.reported.setdefault(attribute, {})[source] = value
+            record.reported.setdefault(attribute, {})[source] = interned(value)
         elif retracts:
             record.reported.get(attribute, {}).pop(source, None)
 
@@ -310,8 +343,18 @@ def _rank_attributes(record: CIRecord, ranking: list[str]) -> None:
             record.attributes[key] = value
 
 
+def interned(value: Any) -> Any:
+    """A string value shared by many CIs (type, environment, owner, source) kept once."""
+    return sys.intern(value) if isinstance(value, str) else value
+
+
+def _interned_id(ci_id: CIId) -> CIId:
+    """One string per CI id, shared by its node and every edge and index that names it."""
+    return CIId(sys.intern(ci_id))
+
+
 def _absorb(target: CIRecord, gone: CIRecord) -> None:
-    target.aliases |= {gone.id, *gone.aliases}
+    target.aliases = target.aliases | {gone.id, *gone.aliases}
     firsts = [moment for moment in (target.first_seen, gone.first_seen) if moment]
     target.first_seen = min(firsts, default=None)
     for source, at in gone.seen_by.items():

@@ -5,6 +5,8 @@ if it is still the key's current deadline. The heap is rebuilt when dead entries
 """
 
 import heapq
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 Entry = tuple[float, str, str]
@@ -14,6 +16,7 @@ class DeadlineIndex:
     def __init__(self) -> None:
         self._heap: list[Entry] = []
         self._current: dict[tuple[str, str], float] = {}
+        self._batching = False
 
     def __len__(self) -> int:
         return len(self._current)
@@ -23,8 +26,20 @@ class DeadlineIndex:
         if self._current.get((key, kind)) == at:
             return
         self._current[(key, kind)] = at
+        if self._batching:
+            return
         heapq.heappush(self._heap, (at, kind, key))
         if len(self._heap) > 2 * len(self._current) + 1024:
+            self._rebuild()
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Schedule many deadlines, then order the heap once (a rebuild re-arms every CI's)."""
+        self._batching = True
+        try:
+            yield
+        finally:
+            self._batching = False
             self._rebuild()
 
     def cancel(self, key: str, kind: str) -> None:

@@ -50,9 +50,9 @@ def _conflicts(state: State, record: CIRecord, now: datetime) -> list[Finding]:
     for attribute in precedence.CONFLICTING_ATTRIBUTES:
         flag, values = conflict_flag(attribute), precedence.disagreement(record, attribute)
         if values is None:
-            record.flags.discard(flag)
+            record.discard_flag(flag)
         elif flag not in record.flags:
-            record.flags.add(flag)
+            record.add_flag(flag)
             findings.append(
                 precedence.ci_attribute_conflict(state.policy, record, attribute, values, now)
             )
@@ -62,7 +62,7 @@ def _conflicts(state: State, record: CIRecord, now: datetime) -> list[Finding]:
 def refreshed(state: State, record: CIRecord, source: str, now: datetime) -> list[Finding]:
     """Re-judge a CI that a source just reported: staleness, owner and orphan checks."""
     findings: list[Finding] = []
-    record.flags.discard(PHANTOM)
+    record.discard_flag(PHANTOM)
     if record.stale and not staleness.is_stale(state.policy, record, now):
         record.stale = False
         findings.append(staleness.ci_stale_resolved(record, now, source))
@@ -80,18 +80,27 @@ def _schedule_staleness(state: State, record: CIRecord) -> None:
 
 def _owner_check(state: State, record: CIRecord, source: str, now: datetime) -> list[Finding]:
     if not hygiene.needs_owner(state.policy, record):
-        record.flags.discard("no_owner")
+        record.discard_flag("no_owner")
         return []
     if "no_owner" in record.flags:
         return []
-    record.flags.add("no_owner")
+    record.add_flag("no_owner")
     return [hygiene.ci_no_owner(record, now, source)]
 
 
 def reschedule(state: State, record: CIRecord) -> None:
-    """Re-arm a restored CI's deadlines, exactly as its last observation armed them."""
+    """Re-arm a CI's deadlines, exactly as its last observation armed them."""
     _schedule_staleness(state, record)
     _orphan_check(state, record)
+    _phantom_check(state, record)
+
+
+def rearm(state: State, record: CIRecord) -> None:
+    """Re-arm a restored CI's deadlines, keeping its flags as the changelog held them: live, an
+    orphan that gained a relation keeps its flag until it is next reported."""
+    _schedule_staleness(state, record)
+    if not state.cmdb.has_relations(record.id):
+        _orphan_check(state, record)
     _phantom_check(state, record)
 
 
@@ -99,7 +108,7 @@ def _orphan_check(state: State, record: CIRecord) -> None:
     """An unconnected CI of a type that should have relations is an orphan once its grace,
     counted from when it was first seen, has passed."""
     if state.cmdb.has_relations(record.id):
-        record.flags.discard(ORPHAN)
+        record.discard_flag(ORPHAN)
         state.deadlines.cancel(record.id, ORPHAN)
     elif _may_become_orphan(state, record) and record.first_seen:
         grace_ends = record.first_seen + state.policy.hygiene.orphan_grace
@@ -134,7 +143,7 @@ def _phantom_check(state: State, record: CIRecord) -> None:
 
 
 def _unverified(state: State, record: CIRecord) -> list[Finding]:
-    record.flags.add(UNVERIFIED)
+    record.add_flag(UNVERIFIED)
     state.touch("ci", record.id)
     return []
 
@@ -195,11 +204,11 @@ def on_deadline(state: State, ci_id: str, kind: str, now: datetime) -> list[Find
         state.touch("ci", record.id)  # the flag must reach the changelog, or a restart re-raises
         return [staleness.ci_stale(state.policy, record, now)]
     if kind == ORPHAN and not state.cmdb.has_relations(record.id):
-        record.flags.add(ORPHAN)
+        record.add_flag(ORPHAN)
         state.touch("ci", record.id)
         return [hygiene.ci_orphan(state.policy, record, now)]
     if kind == PHANTOM and record.first_seen is None:
-        record.flags.add(PHANTOM)
+        record.add_flag(PHANTOM)
         state.touch("ci", record.id)
         referenced_by = sorted(state.cmdb.graph.predecessors(record.id))
         return [hygiene.ci_phantom(state.policy, record, referenced_by, now)]

@@ -110,7 +110,7 @@ class Engine:
         return taken
 
     def reschedule(self, record: CIRecord) -> None:
-        discovery.reschedule(self.state, record)
+        discovery.rearm(self.state, record)
 
 
 def identity_key(identity: EventIdentity) -> str:

@@ -26,7 +26,7 @@ def on_observed(
     findings += discovery.on_observed(state, event, payload, now)
     record = state.cmdb.get(payload.ci.ci_id)
     if record is not None and discovery.UNVERIFIED in record.flags:
-        record.flags.discard(discovery.UNVERIFIED)  # a live discovery source vouches for it now
+        record.discard_flag(discovery.UNVERIFIED)  # a live discovery source vouches for it now
     return findings
 
 
@@ -73,7 +73,7 @@ def on_silence(state: State, source: str, kind: str, now: datetime) -> list[Find
     affected = _unverified(state, source)
     for record in affected:
         if not record.stale:
-            record.flags.add(discovery.UNVERIFIED)
+            record.add_flag(discovery.UNVERIFIED)
             state.cmdb.dirty.add(record.id)
     filing = rules.silent_filing(state.policy, health, len(affected))
     finding = rules.source_silent(state.policy, health, len(affected), now)
@@ -89,7 +89,7 @@ def _recovered(
     for record in vouched:
         if not record.stale:
             record.recounted_from = health.last_report
-        record.flags.discard(discovery.UNVERIFIED)
+        record.discard_flag(discovery.UNVERIFIED)
         state.cmdb.dirty.add(record.id)
         discovery.reschedule(state, record)
     return [rules.source_recovered(health, silent_since, now)]
