@@ -24,8 +24,8 @@ READY_TIMEOUT=120
 
 log() { echo "demo: $*" >&2; }
 
-worker_env() {
-  env -u CMDB_WORKER_CONFIG \
+worker_env() {  # EXEC=exec replaces the calling (sub)shell, so $! is the worker's own pid
+  ${EXEC:-} env -u CMDB_WORKER_CONFIG \
     CMDB_WORKER_BOOTSTRAP_SERVERS="$1" CMDB_WORKER_CLOCK=event CMDB_WORKER_INSTANCE_ID=demo \
     CMDB_WORKER_HTTP_HOST=127.0.0.1 CMDB_WORKER_HTTP_PORT="$HTTP_PORT" "${@:2}"
 }
@@ -48,7 +48,7 @@ cmd_up() {
   bootstrap="$(bash "$KAFKA_SH" up --dir "$DIR/kafka" | tail -n 1)"
   log "broker at $bootstrap; producing $EVENTS"
   worker_env "$bootstrap" "$BIN/cmdb-worker" --log-level WARNING produce "$EVENTS"
-  worker_env "$bootstrap" setsid "$BIN/cmdb-worker" run >"$DIR/worker.log" 2>&1 </dev/null &
+  (EXEC=exec worker_env "$bootstrap" setsid "$BIN/cmdb-worker" run) >"$DIR/worker.log" 2>&1 </dev/null &
   echo $! >"$DIR/worker.pid"
   wait_ready
   local base="http://127.0.0.1:$HTTP_PORT"
