@@ -107,3 +107,5 @@ def test_make_demo_runs_the_worker_on_the_sample_week_and_demo_down_cleans_up(
     assert not directory.exists()
     with pytest.raises(ProcessLookupError):
         os.kill(worker_pid, 0)
+    with pytest.raises(OSError):  # nothing answers on the demo's port: no worker left behind
+        _consumed(port)
