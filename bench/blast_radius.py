@@ -36,7 +36,7 @@ from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.schemas.ci import CIRef, ObservedCI, Relation
 from cmdb_worker.schemas.events import ChangeRequested, InputEvent
 from cmdb_worker.schemas.ids import CIId
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 
 SEEN_AT = datetime(2026, 11, 20, tzinfo=UTC)
 CHANGES_AT = SEEN_AT + timedelta(hours=2)

@@ -28,8 +28,8 @@ from cmdb_worker.schemas.changes import ChangeRecord
 from cmdb_worker.schemas.ci import CIRef
 from cmdb_worker.schemas.events import ChangeRequested, Deploy, InputEvent
 from cmdb_worker.schemas.ids import CIId
-from cmdb_worker.worker import governance
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine import governance
+from cmdb_worker.worker.engine.apply import Engine
 
 HORIZON_HOURS = 90 * 24
 SCOPE_KINDS, SCOPE_WEIGHTS = ("service", "database", "host"), (0.6, 0.2, 0.2)

@@ -32,8 +32,10 @@ NAMES = ("throughput", "scale", "blast_radius", "governance", "register", "recov
 COUNTS = ("cis", "open_changes", "_seconds", "rss_mib")
 """Figures of bench/governance.py shown without decimals."""
 EMBEDDED = re.compile(r"<!-- results: (.*) -->")
-REPLAY_LINE = re.compile(r"in ([\d.]+) s = ([\d,]+) events/s; peak RSS ([\d,]+) MiB; "
-                         r"bare json.loads ([\d,]+) events/s; ratio ([\d.]+)")
+REPLAY_LINE = re.compile(
+    r"in ([\d.]+) s = ([\d,]+) events/s; peak RSS ([\d,]+) MiB; "
+    r"bare json.loads ([\d,]+) events/s; ratio ([\d.]+)"
+)
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -230,12 +232,17 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
         lines += [""]  # fmt: skip
     if "governance" in results:
         g = results["governance"]
-        lines += ["## Change governance at scale (`bench/governance.py`)", "",
-                  f"{_f(g['open_changes']['median'])} open changes on a "
-                  f"{_f(g['cis']['median'])}-CI service estate; per event: finding a new "
-                  "change's conflicts, the whole change request, a deploy's authorisation.", ""]
-        lines += [f"- {key}: {_mmm(value, 0 if key.endswith(COUNTS) else 3)}"
-                  for key, value in g.items()]
+        lines += [
+            "## Change governance at scale (`bench/governance.py`)",
+            "",
+            f"{_f(g['open_changes']['median'])} open changes on a "
+            f"{_f(g['cis']['median'])}-CI service estate; per event: finding a new "
+            "change's conflicts, the whole change request, a deploy's authorisation.",
+            "",
+        ]
+        lines += [
+            f"- {key}: {_mmm(value, 0 if key.endswith(COUNTS) else 3)}" for key, value in g.items()
+        ]
         lines += [""]  # fmt: skip
     if "register" in results:
         w = results["register"]

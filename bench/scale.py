@@ -35,7 +35,7 @@ from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.schemas.ci import CIRef, ObservedCI, Relation
 from cmdb_worker.schemas.events import CIObserved, InputEvent
 from cmdb_worker.schemas.ids import CIId
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 SPREAD = timedelta(hours=1)

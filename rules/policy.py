@@ -107,9 +107,9 @@ class Governance(Section):
     governed_environments: list[str] = ["prod", "production"]
     window_slack: Slack = timedelta(hours=1)
     freeze_windows: list[FreezeWindow] = Field(default_factory=list)
-    standard_templates: list[
-        Annotated[StandardTemplate, BeforeValidator(_template_entry)]
-    ] = Field(default_factory=list)
+    standard_templates: list[Annotated[StandardTemplate, BeforeValidator(_template_entry)]] = Field(
+        default_factory=list
+    )
 
     def governs(self, environment: str | None) -> bool:
         return environment is not None and environment.lower() in self.governed_environments

@@ -194,9 +194,7 @@ class TeamHistory(BaseModel):
     def record(self, change_id: str, at: datetime, outcome: Outcome, window: timedelta) -> None:
         self.finished[change_id] = (at, outcome)
         horizon = max(moment for moment, _ in self.finished.values()) - window
-        self.finished = {
-            key: entry for key, entry in self.finished.items() if entry[0] >= horizon
-        }
+        self.finished = {key: entry for key, entry in self.finished.items() if entry[0] >= horizon}
 
     def failure_rate(self, since: datetime) -> tuple[int, int]:
         """(failed, finished) among the changes finished from ``since`` on."""

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.worker.api import Api
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.http import StatusServer
 from cmdb_worker.worker.replay_command import replay_files
 

@@ -8,7 +8,7 @@ import pytest
 
 from cmdb_worker.rules.policy import Policy, load_policy
 from cmdb_worker.schemas.findings import Finding
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from tests.events import to_input
 
 pytest_plugins = ["tests.kafka_broker", "tests.worker_process", "tests.restarts"]

@@ -9,7 +9,7 @@ from cmdb_worker.schemas.events import InputEvent
 from cmdb_worker.schemas.findings import Finding
 
 if TYPE_CHECKING:
-    from cmdb_worker.worker.engine import Engine
+    from cmdb_worker.worker.engine.apply import Engine
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import pytest
 from cmdb_worker.rules.policy import Policy, load_policy
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from tests.events import T0, heartbeats, to_input
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.findings import Finding
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from tests.events import at, observed, to_input
 from tests.governance_helpers import SAFE, change_requested, change_updated, of_kind
 from tests.governance_policy import governance_policy, window
@@ -58,9 +58,7 @@ def test_a_direct_dependency_between_the_cis_is_a_conflict(feed, estate, first, 
     assert conflict_codes(found) == [f"CHG1: {API} depends on {PG}"]
 
 
-@pytest.mark.parametrize(
-    ("cis", "start", "end"), [(WEB, 11, 13), (API, 12, 14), (API, 8, 10)]
-)
+@pytest.mark.parametrize(("cis", "start", "end"), [(WEB, 11, 13), (API, 12, 14), (API, 8, 10)])
 def test_unrelated_or_non_overlapping_changes_do_not_conflict(feed, estate, cis, start, end):
     """Another CI with no edge between them, or a window that only touches: no conflict."""
     feed(requested("CHG1", API, start=10, end=12))

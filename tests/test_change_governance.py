@@ -10,7 +10,7 @@ from cmdb_worker.rules.policy import Policy, PolicyError
 from cmdb_worker.schemas.decode import InvalidEvent
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from tests.events import T0, at, observed, to_input
 from tests.governance_helpers import (
     SAFE,
@@ -107,7 +107,8 @@ def test_a_preapproved_change_still_needs_scope_and_window(feed):
     found = feed(deploy("checkout-web", id="d1", time=at(hours=9), change_id="CHG1"))
     (finding,) = of_kind(found, "deploy_unauthorized")
     assert [r.code for r in finding.data.reasons] == [
-        "change_out_of_scope", "outside_change_window"
+        "change_out_of_scope",
+        "outside_change_window",
     ]
 
 

@@ -8,7 +8,7 @@ from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.clock import EventClock
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.export import graph_document, lessons_yaml
 from cmdb_worker.worker.processing import process
 from cmdb_worker.worker.replay import message_from_line

@@ -17,7 +17,7 @@ from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
 from cmdb_worker.worker import changelog
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from tests.test_changelog import SAMPLE, replay_with_changelog
 
 TEXT = st.text(max_size=12)

@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from cmdb_worker.schemas.decode import InvalidEvent, decode
 from cmdb_worker.schemas.events import CIObserved
 from cmdb_worker.worker.cli import main
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.runner import _record_time
 from tests.events import T0, iso
 from tests.kafka_broker import create_topics

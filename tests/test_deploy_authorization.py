@@ -8,7 +8,7 @@ import pytest
 from cmdb_worker.rules.authorization import DeployCheck
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.findings import Finding
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from tests.events import T0, at, observed, to_input
 from tests.governance_helpers import (
     SAFE,

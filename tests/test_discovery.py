@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from cmdb_worker.rules.policy import parse_policy
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from tests.events import at, heartbeats, kinds, observed, retired, scan_completed, to_input
 
 

@@ -8,7 +8,7 @@ import pytest
 from cmdb_worker.schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory
 from cmdb_worker.schemas.decode import InvalidEvent
 from cmdb_worker.schemas.lessons import Lesson
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.replay import replay
 from tests.events import T0, at, heartbeats, kinds, observed, to_input
 from tests.governance_helpers import (

@@ -25,7 +25,7 @@ from cmdb_worker.rules.policy import Policy
 from cmdb_worker.rules.risk import blast_radius
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.worker.api import Api
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.export import lessons_yaml
 from cmdb_worker.worker.http import StatusServer, liveness
 from cmdb_worker.worker.metrics import Metrics

@@ -2,8 +2,8 @@
 
 from datetime import timedelta
 
-from cmdb_worker.worker import identities
-from cmdb_worker.worker.identities import AppliedEvents, IdentityBatch
+from cmdb_worker.worker.engine import identities
+from cmdb_worker.worker.engine.identities import AppliedEvents, IdentityBatch
 from tests.events import at
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from cmdb_worker.rules.policy import PolicyError, parse_policy
 from cmdb_worker.schemas.decode import InvalidEvent
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.replay import replay
 from tests.events import T0, at, keep_alive, kinds, observed, to_input
 from tests.governance_helpers import deploy, lesson_updated, of_kind

@@ -15,7 +15,7 @@ from cmdb_worker.rules.authorization import DeployCheck
 from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.schemas.lessons import REGISTER_FIELDS, Lesson
 from cmdb_worker.worker.cli import main
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.export import lessons_yaml, reference_lessons_yaml, register_order
 from cmdb_worker.worker.replay import replay
 from tests.events import T0, at, to_input

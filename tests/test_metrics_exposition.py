@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cmdb_worker.rules.policy import Policy, load_policy
 from cmdb_worker.worker.api import Api
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.http import StatusServer, liveness
 from cmdb_worker.worker.metrics import Metrics
 from cmdb_worker.worker.runner import Runner

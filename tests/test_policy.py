@@ -86,9 +86,10 @@ def test_a_policy_file_overlays_the_packaged_policy(tmp_path):
     packaged, overlaid = load_policy(), load_policy(path)
     assert overlaid.staleness.default == timedelta(days=3)
     assert overlaid.staleness.by_type == packaged.staleness.by_type
-    assert overlaid.model_dump() == packaged.model_copy(
-        update={"staleness": overlaid.staleness}
-    ).model_dump()
+    assert (
+        overlaid.model_dump()
+        == packaged.model_copy(update={"staleness": overlaid.staleness}).model_dump()
+    )
 
 
 def test_an_overlay_replaces_lists_and_merges_maps():

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.worker import changelog
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.export import graph_document
 from tests.events import T0, observed, retired, scan_completed
 from tests.worker_process import (

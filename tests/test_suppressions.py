@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from cmdb_worker.worker.clock import EventClock
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.metrics import Metrics
 from cmdb_worker.worker.processing import process
 from tests.events import at, cloudevent, iso, observed
@@ -103,6 +103,7 @@ def test_held_back_findings_are_counted_in_the_metric():
     metrics.findings_held_back({"ci_stale": 2})
     value = registry.get_sample_value("cmdb_worker_findings_suppressed_total", {"kind": "ci_stale"})
     assert value == 2
-    assert registry.get_sample_value(
-        "cmdb_worker_findings_suppressed_total", {"kind": "ci_orphan"}
-    ) == 0
+    assert (
+        registry.get_sample_value("cmdb_worker_findings_suppressed_total", {"kind": "ci_orphan"})
+        == 0
+    )

@@ -15,7 +15,7 @@ import pytest
 
 from cmdb_worker.worker import ui
 from cmdb_worker.worker.api import Api
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.ui_svg import MAX_DRAWN
 from tests.browser import (
     SCREENSHOTS,
@@ -189,7 +189,7 @@ def test_an_unknown_page_or_ci_is_a_404_page(site: Site) -> None:
         assert error.value.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
-NASTY = "<script>alert(\"x&y\")</script>'q"
+NASTY = '<script>alert("x&y")</script>\'q'
 NASTY_ID = f"service/{NASTY}@prod"
 TARGET = "database/<b>bold</b>&amp;@prod"
 
@@ -250,4 +250,3 @@ def test_missing_chromium_is_an_error_not_a_skip(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(RuntimeError, match="chromium is not installed"):
         chromium()
-

@@ -436,9 +436,7 @@ class ReplayOutput:
     dead_letters: list[dict[str, Any]]
 
 
-def replay_lines(
-    lines: Sequence[str], directory: Path, policy: Path | None = None
-) -> ReplayOutput:
+def replay_lines(lines: Sequence[str], directory: Path, policy: Path | None = None) -> ReplayOutput:
     """``cmdb-worker replay`` of these lines, in order, into ``directory``."""
     from cmdb_worker.worker.cli import (
         main,  # the CLI configures logging: import it only when replaying

@@ -19,7 +19,7 @@ from cmdb_worker.rules.risk import blast_radius
 from cmdb_worker.schemas.changes import ChangeRecord
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.export import lessons_yaml, node_document, register_order
 
 Query = dict[str, list[str]]

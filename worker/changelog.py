@@ -28,11 +28,11 @@ from cmdb_worker.schemas.dora import DoraTeam, MergedChange
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
-from cmdb_worker.worker import governance, lessons, sources, suppressions
-from cmdb_worker.worker.cmdb import Cmdb, EdgeData, interned
-from cmdb_worker.worker.engine import Engine
-from cmdb_worker.worker.identities import IdentityBatch
-from cmdb_worker.worker.state import (
+from cmdb_worker.worker.engine import governance, lessons, sources, suppressions
+from cmdb_worker.worker.engine.apply import Engine
+from cmdb_worker.worker.engine.cmdb import Cmdb, EdgeData, interned
+from cmdb_worker.worker.engine.identities import IdentityBatch
+from cmdb_worker.worker.engine.state import (
     CHANGE,
     DORA_TEAM,
     HISTORY,

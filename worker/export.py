@@ -30,8 +30,8 @@ from cmdb_worker.rules.staleness import is_stale
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker.cmdb import Cmdb
-from cmdb_worker.worker.discovery import UNVERIFIED
+from cmdb_worker.worker.engine.cmdb import Cmdb
+from cmdb_worker.worker.engine.discovery import UNVERIFIED
 
 
 def node_document(record: CIRecord, policy: Policy, as_of: datetime) -> dict[str, Any]:

@@ -136,9 +136,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry, *, version: str | None = None) -> None:
         r = registry
-        self.cis: Final = _gauge(
-            r, "cis", "CIs in the CMDB.", "type", "environment", "owner_team"
-        )
+        self.cis: Final = _gauge(r, "cis", "CIs in the CMDB.", "type", "environment", "owner_team")
         self.hygiene_issues: Final = _gauge(
             r, "hygiene_issues", "CIs with an open hygiene finding (no_owner, orphan, phantom).",
             "issue", "owner_team",

@@ -8,7 +8,7 @@ from cmdb_worker.schemas.decode import InvalidEvent, decode
 from cmdb_worker.schemas.events import InputEvent
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker.clock import Clock
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 from cmdb_worker.schemas.decode import InvalidEvent
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker.clock import EventClock
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.processing import Outcome, process
 
 WRAPPER_KEYS = frozenset({"key", "headers", "value"})
@@ -84,7 +84,8 @@ def _unwrap(wrapper: dict[str, Any]) -> Message:
         raise InvalidEvent("bad_header", "'headers' of a wrapped line must be an object")
     key = wrapper.get("key")
     return Message(
-        raw, [(str(k), str(v).encode()) for k, v in headers.items()],
+        raw,
+        [(str(k), str(v).encode()) for k, v in headers.items()],
         str(key).encode() if key is not None else None,
     )
 
@@ -116,9 +117,7 @@ def _replay_line(
     except InvalidEvent as invalid:
         outcome = Outcome(invalid=invalid)
     else:
-        outcome = process(
-            engine, message.value, message.headers, clock, result.previous_event_time
-        )
+        outcome = process(engine, message.value, message.headers, clock, result.previous_event_time)
     if outcome.event is not None:
         result.previous_event_time = outcome.event.time
         result.times_inferred += outcome.event.time_inferred

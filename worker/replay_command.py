@@ -10,7 +10,7 @@ from typing import Any
 
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.findings import Reason
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.export import (
     finding_line,
     findings_by_kind,

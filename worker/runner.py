@@ -21,7 +21,7 @@ from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog, tickets
 from cmdb_worker.worker.clock import Clock, EventClock, WallClock
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.kafka_clients import (
     commit,
     input_consumer,

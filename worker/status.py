@@ -9,10 +9,10 @@ from datetime import datetime
 from cmdb_worker.rules.lessons import overdue_at
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker.discovery import ORPHAN, PHANTOM, UNVERIFIED
-from cmdb_worker.worker.engine import Engine
+from cmdb_worker.worker.engine.apply import Engine
+from cmdb_worker.worker.engine.discovery import ORPHAN, PHANTOM, UNVERIFIED
+from cmdb_worker.worker.engine.state import State
 from cmdb_worker.worker.metrics import LESSON_IMPACTS, Metrics
-from cmdb_worker.worker.state import State
 
 StaleKey = tuple[str, str, str | None, int | None]
 HYGIENE_ISSUES = frozenset({"no_owner", ORPHAN, PHANTOM})

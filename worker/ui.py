@@ -19,7 +19,7 @@ from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord
 from cmdb_worker.worker.api import Api, NotFound, Query
-from cmdb_worker.worker.discovery import UNVERIFIED
+from cmdb_worker.worker.engine.discovery import UNVERIFIED
 from cmdb_worker.worker.export import register_order
 from cmdb_worker.worker.ui_html import (
     Row,
@@ -97,23 +97,16 @@ class Ui:
             record = graph.nodes[ci_id]["ci"]
             return {"id": ci_id, "criticality": record.criticality, "stale": record.stale}
 
-        relations = [
-            {"type": r["type"], "target": neighbour(r["target"])}
-            for r in ci["relations"]
-        ]
+        relations = [{"type": r["type"], "target": neighbour(r["target"])} for r in ci["relations"]]
         dependents = [
-            {"type": d["type"], "source": neighbour(d["source"])}
-            for d in ci["dependents"]
+            {"type": d["type"], "source": neighbour(d["source"])} for d in ci["dependents"]
         ]
         return ci | {"relations": relations, "dependents": dependents}
 
     def teams(self, query: Query) -> bytes:
         """Stale and unverified CIs grouped by owner team, the teams with most first."""
         flagged = self.api.cis(lambda record: record.stale or UNVERIFIED in record.flags)
-        by_team = {
-            team: list(cis)
-            for team, cis in groupby(sorted(flagged, key=_team), key=_team)
-        }
+        by_team = {team: list(cis) for team, cis in groupby(sorted(flagged, key=_team), key=_team)}
         ranked = sorted(by_team.items(), key=lambda item: (-len(item[1]), item[0]))
         summary = table(("team", "stale", "unverified"), map(_team_row, ranked), "teams")
         sections = "".join(_team_section(team, cis) for team, cis in ranked)

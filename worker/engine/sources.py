@@ -13,8 +13,8 @@ from cmdb_worker.rules import sources as rules
 from cmdb_worker.schemas.events import CIObserved, InputEvent, ScanCompleted
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.records import CIRecord, SourceHealth
-from cmdb_worker.worker import discovery, lessons
-from cmdb_worker.worker.state import SOURCE, State
+from cmdb_worker.worker.engine import discovery, lessons
+from cmdb_worker.worker.engine.state import SOURCE, State
 
 SOURCE_SILENT = "source_silent"
 

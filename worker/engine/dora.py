@@ -27,8 +27,8 @@ from cmdb_worker.schemas.dora import DoraTeam, MergedChange
 from cmdb_worker.schemas.events import ChangeMerged, Deploy, Incident, InputEvent
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
-from cmdb_worker.worker import governance, incidents
-from cmdb_worker.worker.state import DORA_TEAM, MERGED_CHANGE, State
+from cmdb_worker.worker.engine import governance, incidents
+from cmdb_worker.worker.engine.state import DORA_TEAM, MERGED_CHANGE, State
 
 Handler = Callable[[State, InputEvent, Any, datetime], list[Finding]]
 NO_TEAM = "none"

@@ -13,9 +13,9 @@ from cmdb_worker.schemas.changes import (
 from cmdb_worker.schemas.dora import DoraTeam, MergedChange
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
-from cmdb_worker.worker.cmdb import Cmdb
-from cmdb_worker.worker.deadlines import DeadlineIndex
-from cmdb_worker.worker.open_changes import OpenChanges
+from cmdb_worker.worker.engine.cmdb import Cmdb
+from cmdb_worker.worker.engine.deadlines import DeadlineIndex
+from cmdb_worker.worker.engine.open_changes import OpenChanges
 
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
 SOURCE, SUPPRESSION = "source", "suppression"

@@ -29,8 +29,14 @@ from cmdb_worker.schemas.events import (
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker import discovery, lessons
-from cmdb_worker.worker.state import CHANGE, SERVICE_OUTCOMES, TEAM_HISTORY, TEAM_OUTCOMES, State
+from cmdb_worker.worker.engine import discovery, lessons
+from cmdb_worker.worker.engine.state import (
+    CHANGE,
+    SERVICE_OUTCOMES,
+    TEAM_HISTORY,
+    TEAM_OUTCOMES,
+    State,
+)
 
 OUTCOME_OF_STATE: dict[str, Outcome] = {
     "completed": "success", "failed": "failure", "rolled_back": "failure",

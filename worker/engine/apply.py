@@ -24,16 +24,9 @@ from cmdb_worker.schemas.events import (
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import EventIdentity
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker import (
-    discovery,
-    dora,
-    governance,
-    lessons,
-    sources,
-    suppressions,
-)
-from cmdb_worker.worker.identities import AppliedEvents
-from cmdb_worker.worker.state import State
+from cmdb_worker.worker.engine import discovery, dora, governance, lessons, sources, suppressions
+from cmdb_worker.worker.engine.identities import AppliedEvents
+from cmdb_worker.worker.engine.state import State
 
 Handler = Callable[[State, InputEvent, Any, datetime], list[Finding]]
 DeadlineHandler = Callable[[State, str, str, datetime], list[Finding]]

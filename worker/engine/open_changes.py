@@ -12,7 +12,7 @@ from cmdb_worker.rules import windows
 from cmdb_worker.rules.conflicts import is_open
 from cmdb_worker.schemas.changes import ChangeRecord
 from cmdb_worker.schemas.ids import CIId
-from cmdb_worker.worker.cmdb import Cmdb
+from cmdb_worker.worker.engine.cmdb import Cmdb
 
 
 class OpenChanges:

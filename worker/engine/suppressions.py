@@ -13,8 +13,8 @@ from cmdb_worker.schemas.events import InputEvent, SuppressionSet
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import Suppression
-from cmdb_worker.worker import discovery
-from cmdb_worker.worker.state import SUPPRESSION, State
+from cmdb_worker.worker.engine import discovery
+from cmdb_worker.worker.engine.state import SUPPRESSION, State
 
 SUPPRESSION_ENDS = "suppression_ends"
 KEY_SEPARATOR = "\x1f"

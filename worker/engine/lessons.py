@@ -15,8 +15,8 @@ from cmdb_worker.schemas.events import InputEvent, LessonUpdated, payload_fields
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson
-from cmdb_worker.worker import discovery
-from cmdb_worker.worker.state import State
+from cmdb_worker.worker.engine import discovery
+from cmdb_worker.worker.engine.state import State
 
 LESSON_DUE = "lesson_due"
 STALE_TOO_LONG = "stale_too_long"

@@ -15,8 +15,8 @@ from cmdb_worker.schemas.changes import DeployEntry, IncidentEntry, IncidentReco
 from cmdb_worker.schemas.events import Incident, InputEvent
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
-from cmdb_worker.worker import lessons
-from cmdb_worker.worker.state import INCIDENT, State
+from cmdb_worker.worker.engine import lessons
+from cmdb_worker.worker.engine.state import INCIDENT, State
 
 
 def on_incident(state: State, event: InputEvent, payload: Incident, now: datetime) -> list[Finding]:

@@ -8,7 +8,7 @@ from cmdb_worker.schemas.events import CIObserved, CIRetired, InputEvent, ScanCo
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker.state import State
+from cmdb_worker.worker.engine.state import State
 
 DISCOVERY_REPORT = "cmdb.ci.observed"
 STALE = "stale"
