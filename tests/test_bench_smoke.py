@@ -115,6 +115,10 @@ def test_run_all_writes_results(kafka_bootstrap: str, tmp_path: Path) -> None:
         "networkx",
         "Kafka broker",
         "nproc",
+        "target at 1M: <= 30 s",
+        "peak RSS during that start / steady RSS of the same state <= 1.2",
+        "replay / bare json.loads >= 0.2",
+        "bench/ANALYSIS.md",
     ):
         assert heading in text
 
