@@ -329,6 +329,17 @@ class Cmdb:
     def seen_by_source(self, source: str) -> set[CIId]:
         return self.by_source.get(source, set())
 
+    def dependents_at(self, ci_id: CIId, at: datetime) -> list[CIId]:
+        """The CIs with an edge to ``ci_id`` that stood at ``at`` (event time): edges in the
+        graph now and edges since removed, each judged by ``edge_history``."""
+        current = self.graph._pred.get(ci_id, {})
+        changed = map(CIId, self.edge_history.origins_into(ci_id))
+        gone = [origin for origin in changed if origin not in current]
+        return [
+            origin for origin in [*current, *gone]
+            if self.edge_history.valid(origin, ci_id, at, self.first_seen(origin))
+        ]  # fmt: skip
+
     def has_relations(self, ci_id: CIId) -> bool:
         return bool(self.graph.degree(ci_id))
 
