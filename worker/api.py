@@ -233,3 +233,20 @@ def _history_entry(entry: TimelineEntry) -> dict[str, Any]:
     finding = entry.finding
     envelope = finding.model_dump(mode="json", include={"id", "type", "time"})
     return {**envelope, "suppressed": entry.suppressed, **finding.data.model_dump(mode="json")}
+
+
+def _dependent(record: CIRecord, hops: int) -> dict[str, Any]:
+    return {
+        "id": record.id, "hops": hops, "type": record.type, "environment": record.environment,
+        "owner": record.owner, "criticality": record.criticality, "stale": record.stale,
+    }  # fmt: skip
+
+
+def _change_document(record: ChangeRecord) -> dict[str, Any]:
+    progress = record.model_dump(mode="json", exclude={"request", "assessment"})
+    return {
+        "change_id": record.id,
+        **record.request.model_dump(mode="json", exclude={"change_id"}),
+        **progress,
+        "assessment": record.assessment.model_dump(mode="json") if record.assessment else None,
+    }
