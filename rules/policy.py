@@ -156,7 +156,7 @@ class History(Section):
 
     retention: Duration = timedelta(days=30)
     """Findings about a subject are kept this long (by event time) ..."""
-    max_entries_per_subject: PositiveInt = 500
+    max_entries_per_subject: PositiveInt = 200
     """... and at most this many per subject, the oldest dropped first."""
     edge_retention: Duration = timedelta(days=30)
     """Dependency edges that appeared or disappeared are remembered this long (event time)."""
