@@ -230,9 +230,9 @@ def _at(query: Query) -> datetime | None:
 
 
 def _history_entry(entry: TimelineEntry) -> dict[str, Any]:
-    finding = entry.finding
-    envelope = finding.model_dump(mode="json", include={"id", "type", "time"})
-    return {**envelope, "suppressed": entry.suppressed, **finding.data.model_dump(mode="json")}
+    finding = json.loads(entry.finding)
+    envelope = {name: finding[name] for name in ("id", "type", "time")}
+    return {**envelope, "suppressed": entry.suppressed, **finding["data"]}
 
 
 def _dependent(record: CIRecord, hops: int) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def record(state: State, finding: Finding, suppressed: bool, now: datetime) -> N
     """Add ``finding`` to its subject's timeline, in time order (after any of the same time)."""
     subject = finding.subject
     timeline = state.timelines.setdefault(subject, SubjectHistory(subject=subject))
-    entry = TimelineEntry(finding=finding, suppressed=suppressed)
+    entry = TimelineEntry(finding.time, suppressed, finding.model_dump_json())
     bisect.insort_right(timeline.entries, entry, key=_time)
     _bound(state, timeline, now)
 
@@ -46,7 +46,7 @@ def on_edges_expire(state: State, origin: str, kind: str, now: datetime) -> list
 
 def schedule_expiry(state: State, timeline: SubjectHistory) -> None:
     if timeline.entries:
-        oldest = timeline.entries[0].finding.time
+        oldest = timeline.entries[0].time
         retention = state.policy.history.retention
         state.deadlines.schedule(timeline.subject, TIMELINE_EXPIRES, oldest + retention)
 
@@ -72,4 +72,4 @@ def _bound(state: State, timeline: SubjectHistory, now: datetime) -> None:
 
 
 def _time(entry: TimelineEntry) -> datetime:
-    return entry.finding.time
+    return entry.time
