@@ -13,7 +13,7 @@ from cmdb_worker.rules.policy import Policy, load_policy, parse_policy
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.api import Api, NotFound
 from cmdb_worker.worker.engine.apply import Engine
-from tests.events import at, cloudevent, iso, observed
+from tests.events import at, cloudevent, iso, observed, retired
 from tests.governance_helpers import SAFE, change_requested, change_updated
 from tests.restarts import Run
 
@@ -152,3 +152,13 @@ def test_a_rebuild_answers_every_history_exactly_as_live() -> None:
     answers = [[api_of(e, now).get(p, {}) for p in paths] for e in (live.engine, rebuilt)]
     assert answers[0] == answers[1]
     assert b"change_assessed" in answers[0][1][1]
+
+
+def test_a_retired_ci_keeps_its_history(run: Run) -> None:
+    """A CI retired after a finding about it still answers its history, and the relation left
+    dangling by the retirement (then its orphaning) is in the history of the CI that pointed."""
+    run.feed(observed("pg", ci_type="database"),
+             observed("api", owner="t", relations=[("depends_on", PG)]))  # fmt: skip
+    run.feed(retired("database", "pg", environment="prod", time=at(hours=2)))
+    assert kinds_of(history(run, f"cis/{PG}", at(hours=3))) == ["ci_no_owner"]
+    assert kinds_of(history(run, f"cis/{API}", at(hours=3))) == ["relation_dangling", "ci_orphan"]
