@@ -83,6 +83,22 @@ def test_a_retired_dependent_counts_while_it_stood(run: Run) -> None:
     assert dependents(impact(run, at(days=3))) == BEFORE[:1]
 
 
+def test_a_merged_ci_answers_with_the_edges_of_every_id_merged_into_it(run: Run) -> None:
+    """api depends on payments-db, which on day 1 turns out (same serial number) to be pg-main:
+    pg-main's radius holds api before the merge (through the merged-away id) and after it
+    (through the moved edge), asked under either id."""
+    serial = {"identifiers": {"serial_number": "SN-1"}}
+    run.feed(
+        observed("payments-db", ci_type="database", owner="dba"),
+        observed("pg-main", ci_type="database", owner="dba", **serial),
+        observed("api", owner="t", relations=[("depends_on", "database/payments-db@prod")]),
+    )
+    run.feed(observed("payments-db", ci_type="database", owner="dba", time=at(days=1), **serial))
+    for ci in ("database/pg-main@prod", "database/payments-db@prod"):
+        for moment in (at(hours=12), at(days=2)):
+            assert dependents(impact(run, moment, ci)) == [("service/api@prod", 1)], (ci, moment)
+
+
 def test_a_graph_loaded_once_keeps_no_intervals() -> None:
     """Edges that arrive with their CI's first sighting cost no interval; a later edge does, and
     its removal closes it."""
