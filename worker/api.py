@@ -121,7 +121,7 @@ class Api:
         if at is None:
             hops = blast_radius(self.engine.state.cmdb.graph, [record.id], depth, limit)
         else:
-            hops = self._blast_radius_at(record, at)
+            hops = self._blast_radius_at(record, at, depth, limit)
         dependents = [self._dependent(ci_id, n) for ci_id, n in hops.items()]
         dependents.sort(key=lambda d: (d["hops"], d["criticality"] or 5, d["id"]))
         return {
@@ -130,19 +130,18 @@ class Api:
             "dependents": dependents,
         }  # fmt: skip
 
-    def _blast_radius_at(self, record: CIRecord, at: datetime) -> dict[CIId, int]:
+    def _blast_radius_at(
+        self, record: CIRecord, at: datetime, depth: int, limit: int
+    ) -> dict[CIId, int]:
         retention = self.engine.policy.history.edge_retention
         if at < self.now() - retention:
             raise Gone(
                 f"at={at.isoformat()} is older than the edge history kept "
                 f"(history.edge_retention: {human_duration(retention)})"
             )
-        cmdb, bounds = self.engine.state.cmdb, self.engine.policy.graph
+        cmdb = self.engine.state.cmdb
         roots = [record.id, *sorted(record.aliases)]
-        return reachable(
-            lambda ci_id: cmdb.dependents_at(ci_id, at), roots,
-            bounds.blast_radius_depth, bounds.blast_radius_limit,
-        )  # fmt: skip
+        return reachable(lambda ci_id: cmdb.dependents_at(ci_id, at), roots, depth, limit)
 
     def _dependent(self, ci_id: CIId, hops: int) -> dict[str, Any]:
         record = self.engine.state.cmdb.get_unmerged(ci_id)
