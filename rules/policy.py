@@ -151,6 +151,17 @@ class Graph(Section):
     blast_radius_limit: PositiveInt = 10_000
 
 
+class History(Section):
+    """What ``/api/.../history`` and ``/impact?at=`` can answer, and so what the state keeps."""
+
+    retention: Duration = timedelta(days=30)
+    """Findings about a subject are kept this long (by event time) ..."""
+    max_entries_per_subject: PositiveInt = 200
+    """... and at most this many per subject, the oldest dropped first."""
+    edge_retention: Duration = timedelta(days=30)
+    """Dependency edges that appeared or disappeared are remembered this long (event time)."""
+
+
 class Idempotence(Section):
     remember_events_for: Duration = timedelta(days=7)
 
@@ -307,6 +318,7 @@ class Policy(Section):
     hygiene: Hygiene = Hygiene()
     sources: Sources = Sources()
     graph: Graph = Graph()
+    history: History = History()
     idempotence: Idempotence = Idempotence()
     risk: Risk = Risk()
     correlation: Correlation = Correlation()

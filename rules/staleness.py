@@ -46,8 +46,8 @@ def ci_stale(policy: Policy, record: CIRecord, now: datetime) -> Finding:
     assert last_seen is not None
     reason = Reason(
         code="not_refreshed",
-        detail=f"last seen {last_seen.isoformat()}, {_human(now - last_seen)} ago; "
-        f"max age for type {record.type!r} is {_human(max_age)}",
+        detail=f"last seen {last_seen.isoformat()}, {human_duration(now - last_seen)} ago; "
+        f"max age for type {record.type!r} is {human_duration(max_age)}",
     )
     severity: Severity = "critical" if record.criticality == 1 else "warning"
     return make_finding(
@@ -81,7 +81,8 @@ def ci_stale_resolved(record: CIRecord, now: datetime, seen_by: str) -> Finding:
     )
 
 
-def _human(delta: timedelta) -> str:
+def human_duration(delta: timedelta) -> str:
+    """A duration as people read it: ``30d``, ``1.5h``, ``45m``, ``90s``."""
     seconds = delta.total_seconds()
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

@@ -74,6 +74,8 @@ def _of_type(annotation: Any) -> st.SearchStrategy[Any]:
         return st.lists(_of_type(args[0]), max_size=2)
     if origin is dict:
         return st.dictionaries(_of_type(args[0]), _of_type(args[1]), max_size=2)
+    if origin is tuple and Ellipsis not in args:
+        return st.tuples(*(_of_type(arg) for arg in args))
     if origin is typing.Annotated:
         return _of_type(args[0])
     return _SCALARS[annotation] if annotation in _SCALARS else st.from_type(annotation)
@@ -129,14 +131,16 @@ def test_every_field_of_a_stored_model_survives_the_changelog(kind: str, data: s
 
 def _state_of(engine: Engine) -> dict[str, Any]:
     """Everything a rebuild restores from the changelog: records, edges, indexes, stores and
-    identities. Deadlines are not in the changelog: they are re-armed from the records (a stale
-    CI's grace on the first tick), and ``test_changelog`` proves the same findings follow."""
+    identities, and the index of changed edges by target derived from the edge history.
+    Deadlines are not in the changelog: they are re-armed from the records (a stale CI's grace
+    on the first tick), and ``test_changelog`` proves the same findings follow."""
     cmdb, state = engine.state.cmdb, engine.state
     stores = {kind: _store_json(state, kind) for kind in changelog.MODEL_STORES}
     return {
         "records": {record.id: record for record in cmdb.records()},
         "edges": {(u, v): data for u, v, data in cmdb.graph.edges(data=True)},
         "indexes": (cmdb.aliases, cmdb.retired, cmdb.strong_ids, cmdb.by_source),
+        "changed_edges_into": cmdb.edge_history.into,
         "stores": stores,
         "identities": engine.applied._known,
     }  # fmt: skip
@@ -161,3 +165,4 @@ def test_a_rebuilt_state_equals_the_live_one_exactly(stream: str, tmp_path: Path
     changelog.rebuild(rebuilt, entries)
     assert _state_of(rebuilt) == _state_of(live)
     assert len(live.state.cmdb.graph) > 10
+    assert live.state.timelines and live.state.edge_changes

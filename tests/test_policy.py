@@ -54,6 +54,12 @@ def test_durations_accept_shorthand_and_iso_8601(text, expected):
         ({"sources": {"by_source": {"/discovery/x": "2x"}}}, "sources.by_source./discovery/x"),
         ({"identification": {"precedence": {"colour": ["/a"]}}}, "identification.precedence"),
         ({"hygiene": {"phantom_grace": "0m"}}, "hygiene.phantom_grace"),
+        ({"history": {"retention": "0d"}}, "history.retention"),
+        ({"history": {"retention": 30}}, "history.retention"),
+        ({"history": {"max_entries_per_subject": 0}}, "history.max_entries_per_subject"),
+        ({"history": {"max_entries_per_subject": "many"}}, "history.max_entries_per_subject"),
+        ({"history": {"edge_retention": "forever"}}, "history.edge_retention"),
+        ({"history": {"retension": "30d"}}, "history.retension"),
     ],
 )
 def test_bad_policy_is_refused_naming_the_key(document, key):

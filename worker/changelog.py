@@ -2,7 +2,10 @@
 
 Keys are ``<kind>/<id>``: ``ci/service/api@prod`` holds the CI's record (every field of
 ``CIRecord``, by name) and its outgoing edges (or ``retired_at`` once retired; a tombstone once
-merged into another CI), ``events/<digest>`` remembers a batch of applied event identities.
+merged into another CI), ``events/<digest>`` remembers a batch of applied event identities,
+``timeline/<subject>`` the findings about a subject and ``edge_history/<CI id>`` when that CI's
+outgoing edges came and went (both bounded by the policy's ``history`` section); every other
+kind is a pydantic model store (``MODEL_STORES``).
 Rebuild streams the records once, a later value of a key replacing the earlier one as compaction
 keeps the last, and re-arms the deadlines when all are in.
 """
@@ -25,16 +28,18 @@ from cmdb_worker.schemas.changes import (
     TeamHistory,
 )
 from cmdb_worker.schemas.dora import DoraTeam, MergedChange
+from cmdb_worker.schemas.history import ChangedEdges, SubjectHistory
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
-from cmdb_worker.worker.engine import governance, lessons, sources, suppressions
+from cmdb_worker.worker.engine import governance, history, lessons, sources, suppressions
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.cmdb import Cmdb, EdgeData, interned
 from cmdb_worker.worker.engine.identities import IdentityBatch
 from cmdb_worker.worker.engine.state import (
     CHANGE,
     DORA_TEAM,
+    EDGE_HISTORY,
     HISTORY,
     INCIDENT,
     LESSON,
@@ -44,6 +49,7 @@ from cmdb_worker.worker.engine.state import (
     SUPPRESSION,
     TEAM_HISTORY,
     TEAM_OUTCOMES,
+    TIMELINE,
     State,
 )
 
@@ -61,6 +67,8 @@ MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     SUPPRESSION: ("suppressions", Suppression),
     DORA_TEAM: ("dora", DoraTeam),
     MERGED_CHANGE: ("merged_changes", MergedChange),
+    TIMELINE: ("timelines", SubjectHistory),
+    EDGE_HISTORY: ("edge_changes", ChangedEdges),
 }
 """Entity kinds kept as pydantic models in a ``State`` dict: kind -> (attribute, model)."""
 
@@ -257,3 +265,6 @@ def _schedule_models(state: State) -> None:
         sources.schedule_silence(state, health)
     for held in state.suppressions.values():
         suppressions.schedule_ends(state, held)
+    for timeline in state.timelines.values():
+        history.schedule_expiry(state, timeline)
+    state.cmdb.edge_history.index()

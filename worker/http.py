@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from cmdb_worker.worker.api import Api, BadRequest, NotFound
+from cmdb_worker.worker.api import Api, BadRequest, Gone, NotFound
 from cmdb_worker.worker.ui import Ui
 
 Route = Callable[[dict[str, list[str]]], tuple[int, str, bytes]]
@@ -97,6 +97,8 @@ def _api_response(api: Api, path: str, query: dict[str, list[str]]) -> tuple[int
         return _error(HTTPStatus.NOT_FOUND, missing)
     except BadRequest as bad:
         return _error(HTTPStatus.BAD_REQUEST, bad)
+    except Gone as gone:
+        return _error(HTTPStatus.GONE, gone)
     return HTTPStatus.OK, content_type, body
 
 

@@ -24,7 +24,16 @@ from cmdb_worker.schemas.events import (
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import EventIdentity
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker.engine import discovery, dora, governance, lessons, sources, suppressions
+from cmdb_worker.worker.engine import (
+    discovery,
+    dora,
+    governance,
+    history,
+    lessons,
+    sources,
+    suppressions,
+)
+from cmdb_worker.worker.engine.edge_history import EDGES_EXPIRE
 from cmdb_worker.worker.engine.identities import AppliedEvents
 from cmdb_worker.worker.engine.state import State
 
@@ -58,6 +67,8 @@ DEADLINE_HANDLERS: dict[str, DeadlineHandler] = {
     lessons.LESSON_DUE: lessons.on_due,
     sources.SOURCE_SILENT: sources.on_silence,
     suppressions.SUPPRESSION_ENDS: suppressions.on_end,
+    history.TIMELINE_EXPIRES: history.on_timeline_expires,
+    EDGES_EXPIRE: history.on_edges_expire,
 }
 
 
@@ -89,9 +100,13 @@ class Engine:
         return self._unsuppressed(findings, now)
 
     def _unsuppressed(self, findings: list[Finding], now: datetime) -> list[Finding]:
+        """The findings no suppression holds back; each, held or not, joins its subject's
+        history."""
         kept = []
         for finding in findings:
-            if suppressions.hold(self.state, finding, now):
+            held = suppressions.hold(self.state, finding, now)
+            history.record(self.state, finding, held, now)
+            if held:
                 self.suppressed[finding.kind] += 1
             else:
                 kept.append(finding)

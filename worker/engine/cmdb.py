@@ -17,6 +17,8 @@ from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.ci import CIRef, ObservedCI, Relation
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
+from cmdb_worker.worker.engine.deadlines import DeadlineIndex
+from cmdb_worker.worker.engine.edge_history import EdgeHistory
 
 EdgeData = dict[str, dict[str, datetime]]
 ANY = "*"
@@ -43,7 +45,7 @@ class Retirement:
 class Cmdb:
     """The dependency graph and its indexes; no rule logic, only bookkeeping."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, deadlines: DeadlineIndex) -> None:
         self.graph: nx.DiGraph = nx.DiGraph()
         self.policy = policy
         self.strong_identifiers = frozenset(policy.identification.strong_identifiers)
@@ -53,6 +55,8 @@ class Cmdb:
         self.by_source: dict[str, set[CIId]] = {}
         self.dirty: set[CIId] = set()
         """CIs (records or tombstones) changed since ``take_dirty``: the changelog's feed."""
+        self.edge_history = EdgeHistory(policy.history.edge_retention, deadlines)
+        """When edges appeared and disappeared, for the blast radius at a past time."""
 
     def take_dirty(self) -> set[CIId]:
         dirty, self.dirty = self.dirty, set()
@@ -64,6 +68,12 @@ class Cmdb:
     def get(self, ci_id: CIId) -> CIRecord | None:
         node = self.graph.nodes.get(self.resolve(ci_id))
         return node["ci"] if node else None
+
+    def first_seen(self, ci_id: CIId) -> datetime | None:
+        """When the CI (in the graph now, by its own id) was first observed, if ever."""
+        node = self.graph.nodes.get(ci_id)
+        record: CIRecord | None = node.get("ci") if node else None
+        return record.first_seen if record else None
 
     def get_unmerged(self, ci_id: CIId) -> CIRecord | None:
         """The CI's record, or None if it is gone or ``ci_id`` was merged into another CI."""
@@ -90,7 +100,7 @@ class Cmdb:
         if self.is_retired(observed.ci_id, at):
             return None
         source = sys.intern(source)
-        ci_id, merged = self._identify(observed)
+        ci_id, merged = self._identify(observed, at)
         record = self._record_for(ci_id, observed)
         if record.last_seen is None or at >= record.last_seen:
             _update_fields(record, observed)
@@ -128,7 +138,7 @@ class Cmdb:
         if any_ranking is not None:
             _rank_attributes(record, any_ranking)
 
-    def _identify(self, observed: ObservedCI) -> tuple[CIId, list[CIId]]:
+    def _identify(self, observed: ObservedCI, at: datetime) -> tuple[CIId, list[CIId]]:
         reported = self.resolve(observed.ci_id)
         holders = [h for h in self._holders(observed) if h != reported and h in self.graph]
         if not holders:
@@ -136,7 +146,7 @@ class Cmdb:
         kept = holders[0]
         merged = [reported, *holders[1:]]
         for duplicate in merged:
-            self._merge(kept, duplicate)
+            self._merge(kept, duplicate, at)
         return kept, merged
 
     def _holders(self, observed: ObservedCI) -> list[CIId]:
@@ -194,7 +204,7 @@ class Cmdb:
         for key in _strong_keys(record.type, record.identifiers, self.strong_identifiers):
             self.strong_ids.setdefault(key, record.id)
 
-    def _merge(self, kept: CIId, duplicate: CIId) -> None:
+    def _merge(self, kept: CIId, duplicate: CIId, at: datetime) -> None:
         """Fold ``duplicate`` into ``kept``: aliases, identifiers, sightings and edges."""
         self.aliases[duplicate] = kept
         self.dirty |= {kept, duplicate}
@@ -208,17 +218,19 @@ class Cmdb:
         self._rank(target)
         for alias in gone.aliases:
             self.aliases[alias] = kept
-        self._move_edges(duplicate, kept)
+        self._move_edges(duplicate, kept, at)
         self._repoint_indexes(duplicate, kept)
         self.graph.remove_node(duplicate)
 
-    def _move_edges(self, old: CIId, new: CIId) -> None:
+    def _move_edges(self, old: CIId, new: CIId, at: datetime) -> None:
         for _, target, data in list(self.graph.out_edges(old, data=True)):
+            self._remove_edge(old, target, at)
             if target != new:
-                _merge_edge_data(self._edge(new, target), data)
+                _merge_edge_data(self._edge(new, target, at), data)
         for origin, _, data in list(self.graph.in_edges(old, data=True)):
+            self._remove_edge(origin, old, at)
             if origin != new:
-                _merge_edge_data(self._edge(origin, new), data)
+                _merge_edge_data(self._edge(origin, new, at), data)
                 self.dirty.add(origin)
 
     def _repoint_indexes(self, old: CIId, new: CIId) -> None:
@@ -230,11 +242,18 @@ class Cmdb:
                 members.discard(old)
                 members.add(new)
 
-    def _edge(self, origin: CIId, target: CIId) -> EdgeData:
+    def _edge(self, origin: CIId, target: CIId, at: datetime) -> EdgeData:
+        """The edge's data, the edge added (and its appearance at ``at`` noted) if new."""
         if not self.graph.has_edge(origin, target):
             self.graph.add_edge(origin, target)
+            self.edge_history.added(origin, target, at, self.first_seen(origin))
         data: EdgeData = self.graph.edges[origin, target]
         return data
+
+    def _remove_edge(self, origin: CIId, target: CIId, at: datetime) -> None:
+        """Remove the edge, noting that it disappeared at ``at``."""
+        self.edge_history.removed(origin, target, at, self.first_seen(origin))
+        self.graph.remove_edge(origin, target)
 
     def relate(
         self, ci_id: CIId, source: str, at: datetime, relations: list[Relation], complete: bool
@@ -254,14 +273,16 @@ class Cmdb:
             placeholder = self._record_for(target, relation.target)
             if placeholder.first_seen is None:
                 placeholder.referenced_at = min(at, placeholder.referenced_at or at)
-            self._edge(ci_id, target).setdefault(sys.intern(relation.type), {})[source] = at
+            self._edge(ci_id, target, at).setdefault(sys.intern(relation.type), {})[source] = at
             wanted.add((target, relation.type))
         if complete:
-            self._drop_unlisted(ci_id, source, wanted)
+            self._drop_unlisted(ci_id, source, wanted, at)
         self.dirty.add(ci_id)
         return dangling
 
-    def _drop_unlisted(self, ci_id: CIId, source: str, wanted: set[tuple[CIId, str]]) -> None:
+    def _drop_unlisted(
+        self, ci_id: CIId, source: str, wanted: set[tuple[CIId, str]], at: datetime
+    ) -> None:
         for _, target, data in list(self.graph.out_edges(ci_id, data=True)):
             for relation_type in list(data):
                 if (target, relation_type) not in wanted:
@@ -269,7 +290,7 @@ class Cmdb:
                     if not data[relation_type]:
                         del data[relation_type]
             if not data:
-                self.graph.remove_edge(ci_id, target)
+                self._remove_edge(ci_id, target, at)
 
     def retire(self, ref: CIRef, at: datetime) -> Retirement | None:
         """Take a CI out of the graph with its edges; None if it was seen after ``at``."""
@@ -284,9 +305,15 @@ class Cmdb:
         pointing = {
             origin: sorted(data) for origin, _, data in self.graph.in_edges(ci_id, data=True)
         }
+        self._remove_all_edges(ci_id, at)
         self._forget(record)
         self.dirty |= pointing.keys()
         return Retirement(ci_id, pointing)
+
+    def _remove_all_edges(self, ci_id: CIId, at: datetime) -> None:
+        edges = [*self.graph.in_edges(ci_id), *self.graph.out_edges(ci_id)]
+        for origin, target in edges:
+            self._remove_edge(origin, target, at)
 
     def _forget(self, record: CIRecord) -> None:
         self._unindex(record)
@@ -301,6 +328,17 @@ class Cmdb:
 
     def seen_by_source(self, source: str) -> set[CIId]:
         return self.by_source.get(source, set())
+
+    def dependents_at(self, ci_id: CIId, at: datetime) -> list[CIId]:
+        """The CIs with an edge to ``ci_id`` that stood at ``at`` (event time): edges in the
+        graph now and edges since removed, each judged by ``edge_history``."""
+        current = self.graph._pred.get(ci_id, {})
+        changed = map(CIId, self.edge_history.origins_into(ci_id))
+        gone = [origin for origin in changed if origin not in current]
+        return [
+            origin for origin in [*current, *gone]
+            if self.edge_history.valid(origin, ci_id, at, self.first_seen(origin))
+        ]  # fmt: skip
 
     def has_relations(self, ci_id: CIId) -> bool:
         return bool(self.graph.degree(ci_id))

@@ -11,6 +11,7 @@ from cmdb_worker.schemas.changes import (
     TeamHistory,
 )
 from cmdb_worker.schemas.dora import DoraTeam, MergedChange
+from cmdb_worker.schemas.history import ChangedEdges, SubjectHistory
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
 from cmdb_worker.worker.engine.cmdb import Cmdb
@@ -22,6 +23,7 @@ SOURCE, SUPPRESSION = "source", "suppression"
 SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
 TEAM_HISTORY = "team_history"
 DORA_TEAM, MERGED_CHANGE = "dora_team", "merged_change"
+TIMELINE, EDGE_HISTORY = "timeline", "edge_history"
 
 
 @dataclass
@@ -57,13 +59,20 @@ class State:
     """Kind ``dora_team``, keyed by owner team (``none``): the DORA four keys' totals."""
     merged_changes: dict[str, MergedChange] = field(default_factory=dict)
     """Kind ``merged_change``, keyed by change id: merged, lead time not yet observed."""
+    timelines: dict[str, SubjectHistory] = field(default_factory=dict)
+    """Kind ``timeline``, keyed by subject: the findings about it (``engine.history``)."""
     lesson_keys: dict[tuple[str, str], str] = field(default_factory=dict)
     """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
     lesson_changes: dict[str, Lesson | None] = field(default_factory=dict)
     """Lesson id -> the lesson before it changed (None: new), until ``take_lesson_changes``."""
 
     def __post_init__(self) -> None:
-        self.cmdb = Cmdb(self.policy)
+        self.cmdb = Cmdb(self.policy, self.deadlines)
+
+    @property
+    def edge_changes(self) -> dict[str, ChangedEdges]:
+        """Kind ``edge_history``, keyed by origin CI id: its edges that came or went."""
+        return self.cmdb.edge_history.origins
 
     def touch(self, kind: str, entity_id: str) -> None:
         """Mark an entity (a change, lesson, incident...) as changed, for the changelog."""
@@ -109,5 +118,6 @@ class State:
 
     def take_dirty(self) -> set[tuple[str, str]]:
         changed = {("ci", ci_id) for ci_id in self.cmdb.take_dirty()} | self.dirty
+        changed |= {(EDGE_HISTORY, origin) for origin in self.cmdb.edge_history.take_dirty()}
         self.dirty = set()
         return changed
