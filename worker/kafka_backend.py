@@ -96,9 +96,11 @@ class KafkaTransactionalProducer:
     def send(
         self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
     ) -> None:
-        self._fenced_or_raise(
-            lambda: self.producer.send(topic, key=key, value=value, headers=headers)
-        )
+        try:  # inline, not through _fenced_or_raise: the loop sends several records per event
+            self.producer.send(topic, key=key, value=value, headers=headers)
+        except KafkaError as error:
+            self._raise_if_fenced(error)
+            raise
 
     def send_offsets_to_transaction(
         self, offsets: Mapping[TopicPartition, int], group_metadata: object
@@ -121,9 +123,12 @@ class KafkaTransactionalProducer:
         try:
             call()
         except KafkaError as error:
-            if isinstance(self.producer._transaction_manager.last_error, ProducerFencedError):
-                raise ProducerFencedError(self.transactional_id) from error
+            self._raise_if_fenced(error)
             raise
+
+    def _raise_if_fenced(self, error: KafkaError) -> None:
+        if isinstance(self.producer._transaction_manager.last_error, ProducerFencedError):
+            raise ProducerFencedError(self.transactional_id) from error
 
 
 class KafkaStateReader:
