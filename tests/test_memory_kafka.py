@@ -133,6 +133,24 @@ def test_a_second_producer_of_the_transactional_id_fences_the_first(both: Port) 
     assert read_values(port, settings, settings.topic_findings) == [b"successor"]
 
 
+def test_a_fenced_producer_learns_it_at_its_first_write(both: Port) -> None:
+    """A transaction that writes nothing never reaches the broker, so a fenced producer still
+    commits one; its next transaction that writes fails to commit with ``ProducerFencedError``."""
+    port, settings = both
+    first, second = port.transactional_producer(settings), port.transactional_producer(settings)
+    first.init_transactions()
+    second.init_transactions()
+    first.begin_transaction()
+    first.commit_transaction()
+    with pytest.raises(ProducerFencedError):
+        first.begin_transaction()
+        first.send(settings.topic_findings, key=b"k", value=b"zombie")
+        first.commit_transaction()
+    for producer in (first, second):
+        producer.close(timeout=10)
+    assert read_values(port, settings, settings.topic_findings) == []
+
+
 def test_group_offsets_move_only_when_their_transaction_commits(
     both: Port, closing: list[InputConsumer]
 ) -> None:

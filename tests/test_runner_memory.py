@@ -241,8 +241,9 @@ def test_a_runner_fenced_by_its_successor_stops_and_nothing_is_doubled(
     successor: list[Running] = []
 
     def fence_at_the_third_commit(producer_id: str) -> None:
-        commits.append(producer_id)
-        if len(commits) == 3:
+        if carries_offsets(broker, producer_id):
+            commits.append(producer_id)
+        if len(commits) == 3 and not successor:
             successor.append(start(settings, policy))
             broker.wait_for(lambda: broker.epochs[producer_id] == 1)
 
@@ -262,12 +263,18 @@ def test_a_runner_fenced_by_its_successor_stops_and_nothing_is_doubled(
 
 
 # ------------------------------------------------------------------------------ failed commits
+def carries_offsets(broker: MemoryBroker, producer_id: str) -> bool:
+    """Whether the producer's open transaction commits input offsets (a batch, not a tick)."""
+    transaction = broker.open.get(producer_id)
+    return transaction is not None and bool(transaction.offsets)
+
+
 def fail_commits(broker: MemoryBroker, numbers: set[int]) -> None:
-    """The commits with these numbers (counted from 1, any producer) raise a KafkaError."""
+    """The batch commits with these numbers (counted from 1, any producer) raise a KafkaError."""
     counted = iter(range(1, 10**9))
 
     def maybe_fail(producer_id: str) -> None:
-        if next(counted) in numbers:
+        if carries_offsets(broker, producer_id) and next(counted) in numbers:
             raise KafkaError("injected: the transaction could not commit")
 
     broker.before_commit = maybe_fail
@@ -324,7 +331,7 @@ def test_stopping_mid_batch_finishes_and_commits_the_batch_in_hand(
     running = Running(broker, settings, policy)
 
     def stop_with_records_in_hand(producer_id: str) -> None:
-        if broker.open[producer_id].offsets:
+        if carries_offsets(broker, producer_id):
             running.runner.stop()
 
     broker.before_commit = stop_with_records_in_hand

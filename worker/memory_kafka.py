@@ -10,7 +10,8 @@ What it keeps of Kafka, and little more:
 - A consumer group whose committed offsets move only when a transaction carrying them commits,
   and only for the group generation that consumed them (``CommitFailedError`` otherwise).
 - Fencing: ``init_transactions`` of a transactional id aborts that id's open transaction and
-  fences the producer that had it, whose next call raises ``ProducerFencedError``.
+  fences the producer that had it: its next write, or commit of a transaction that wrote,
+  raises ``ProducerFencedError`` (a transaction that wrote nothing never reaches the broker).
 - Eager rebalances: when a member joins or leaves, or a test calls ``rebalance``, every member
   gives up its partitions on its next ``poll`` (``on_partitions_revoked``); once all have,
   each takes its share, round-robin in joining order, on its next ``poll``
@@ -61,6 +62,7 @@ class _Transaction:
     """An open, committed or aborted transaction, and the group offsets it carries."""
 
     status: Status = "open"
+    written: bool = False  # the broker knows of it from its first write on
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     group: "_GroupMetadata | None" = None
 
@@ -234,11 +236,6 @@ class MemoryBroker:
         if self.epochs[transactional_id] != epoch:
             raise ProducerFencedError(transactional_id)
 
-    def begin(self, transactional_id: str) -> _Transaction:
-        transaction = _Transaction()
-        self.open[transactional_id] = transaction
-        return transaction
-
     def commit(self, transactional_id: str) -> None:
         """Commit the id's open transaction, its offsets with it (if their generation holds)."""
         with self.lock:
@@ -390,33 +387,37 @@ class MemoryProducer:
         self.epoch = self.broker.init_producer(self.id)
 
     def begin_transaction(self) -> None:
-        with self.broker.lock:
-            self._ready()
-            if self.transaction is not None:
-                raise IllegalStateError("a transaction is already open")
-            self.transaction = self.broker.begin(self.id)
+        """Here only, as in kafka-python: the broker hears of a transaction at its first write."""
+        if self.epoch is None:
+            raise IllegalStateError("call init_transactions first")
+        self._no_failure()
+        if self.transaction is not None:
+            raise IllegalStateError("a transaction is already open")
+        self.transaction = _Transaction()
 
     def send(
         self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
     ) -> None:
         with self.broker.lock:
-            self.broker.append(topic, key, value, list(headers or []), self._in_transaction())
+            self.broker.append(topic, key, value, list(headers or []), self._written())
 
     def send_offsets_to_transaction(
         self, offsets: Mapping[TopicPartition, int], group_metadata: object
     ) -> None:
         assert isinstance(group_metadata, _GroupMetadata)
         with self.broker.lock:
-            transaction = self._in_transaction()
+            transaction = self._written()
             transaction.offsets.update(offsets)
             transaction.group = group_metadata
 
     def commit_transaction(self) -> None:
+        """A transaction that wrote nothing ends here, unfenced (as in kafka-python)."""
         try:
             self.broker.before_commit(self.id)
             with self.broker.lock:
-                self._in_transaction()
-                self.broker.commit(self.id)
+                if self._open().written:
+                    self.broker.check_epoch(self.id, self.epoch)
+                    self.broker.commit(self.id)
         except ProducerFencedError:
             raise
         except KafkaError as error:
@@ -426,23 +427,32 @@ class MemoryProducer:
 
     def abort_transaction(self) -> None:
         with self.broker.lock:
-            self.broker.check_epoch(self.id, self.epoch)
-            self.broker.abort(self.id)
+            if self.transaction is not None and self.transaction.written:
+                self.broker.check_epoch(self.id, self.epoch)
+                self.broker.abort(self.id)
             self.transaction, self.failed = None, None
 
     def close(self, timeout: float) -> None:
         """As in Kafka, an open transaction stays open (until the id's next init_transactions)."""
 
-    def _ready(self) -> None:
-        self.broker.check_epoch(self.id, self.epoch)
+    def _no_failure(self) -> None:
         if self.failed is not None:
             raise KafkaError(f"the transaction failed ({self.failed!r}): abort it first")
 
-    def _in_transaction(self) -> _Transaction:
-        self._ready()
+    def _open(self) -> _Transaction:
+        self._no_failure()
         if self.transaction is None:
             raise IllegalStateError("no transaction is open: begin_transaction first")
         return self.transaction
+
+    def _written(self) -> _Transaction:
+        """The open transaction, registered with the broker at its first write (fenced there)."""
+        transaction = self._open()
+        self.broker.check_epoch(self.id, self.epoch)
+        if not transaction.written:
+            transaction.written = True
+            self.broker.open[self.id] = transaction
+        return transaction
 
 
 class MemoryStateReader:

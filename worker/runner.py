@@ -20,8 +20,9 @@ What goes wrong, and what the loop does:
   and consumes from the committed offsets, so nothing is dropped and nothing doubled.
 - Fenced: another producer called ``init_transactions`` with this transactional id (this
   replica's replacement), and the broker aborted this one's open transaction. This one is a
-  zombie: it logs ``producer_fenced`` naming the id and ``run()`` raises
-  ``ProducerFencedError`` (``cmdb-worker run`` exits 1, the orchestrator restarts it).
+  zombie and learns it at its next write (a tick that changed nothing writes nothing): it logs
+  ``producer_fenced`` naming the id and ``run()`` raises ``ProducerFencedError``
+  (``cmdb-worker run`` exits 1, the orchestrator restarts it).
 """
 
 import signal
