@@ -75,12 +75,17 @@ def transactional_producer(settings: Settings) -> KafkaProducer:
         **security_config(settings),
         acks="all",
         enable_idempotence=True,
-        transactional_id=f"{settings.group_id}-{settings.instance_id}",
+        transactional_id=transactional_id(settings),
         linger_ms=1000,  # records wait for the commit (see ``commit``) or a full batch
         batch_size=1024 * 1024,  # fewer, larger batches: ~1.5x events/s (bench/throughput.py)
         compression_type=None,
         max_request_size=8 * 1024 * 1024,
     )
+
+
+def transactional_id(settings: Settings) -> str:
+    """This replica's transactional id: a newer producer of the same id fences this one."""
+    return f"{settings.group_id}-{settings.instance_id}"
 
 
 def commit(producer: KafkaProducer) -> None:
@@ -116,7 +121,7 @@ def prepare_topics(settings: Settings) -> list[str]:
         existing = set(admin.list_topics())
         if settings.topic_state in existing:
             _require_compacted(admin, settings.topic_state)
-        missing = [name for name in _all_topics(settings) if name not in existing]
+        missing = [name for name in all_topics(settings) if name not in existing]
         if not (settings.create_topics and missing):
             return []
         replicas = replication_factor(settings, len(admin.describe_cluster()["brokers"]))
@@ -148,7 +153,8 @@ def _require_compacted(admin: KafkaAdminClient, topic: str) -> None:
         )
 
 
-def _all_topics(settings: Settings) -> list[str]:
+def all_topics(settings: Settings) -> list[str]:
+    """Every topic the worker reads or writes."""
     outputs = [
         settings.topic_findings,
         settings.topic_lessons,

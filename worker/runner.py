@@ -3,31 +3,51 @@
 Each poll batch is one Kafka transaction holding everything the batch caused (findings,
 lessons, dead letters, changelog records) and the input offsets it consumed, so a crash at
 any point leaves either all of a batch's effects or none. On start the state is rebuilt from
-the changelog before any input is read.
+the changelog before any input is read. The clients come from a ``KafkaPort``: kafka-python's
+(``KafkaBackend``) unless another is given, such as ``memory_kafka``'s broker in unit tests.
+
+What goes wrong, and what the loop does:
+
+- Invalid input (a poison message): it goes untouched to the dead-letter topic, with headers
+  naming the reason, topic, partition and offset, in the batch's transaction; its offset
+  commits with the batch and the partition moves on.
+- A commit fails: the engine applied the batch in memory before the commit, so rewinding the
+  consumer and processing the batch again would find every event already applied and drop
+  its effects, and undoing a batch's changes to the whole state is not feasible. Instead the
+  transaction is aborted (read_committed readers never see its records) and the very records
+  the batch made, with its offsets, go again in a new transaction. If that commit fails too,
+  ``run()`` raises: the restarted worker rebuilds from the changelog, where the batch is not,
+  and consumes from the committed offsets, so nothing is dropped and nothing doubled.
+- Fenced: another producer called ``init_transactions`` with this transactional id (this
+  replica's replacement), and the broker aborted this one's open transaction. This one is a
+  zombie and learns it at its next write (a tick that changed nothing writes nothing): it logs
+  ``producer_fenced`` naming the id and ``run()`` raises ``ProducerFencedError``
+  (``cmdb-worker run`` exits 1, the orchestrator restarts it).
 """
 
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import FrameType
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import KafkaError, ProducerFencedError
 
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog, tickets
 from cmdb_worker.worker.clock import Clock, EventClock, WallClock
 from cmdb_worker.worker.engine.apply import Engine
-from cmdb_worker.worker.kafka_clients import (
-    commit,
-    input_consumer,
-    prepare_topics,
-    state_consumer,
-    transactional_producer,
+from cmdb_worker.worker.kafka_backend import KafkaBackend
+from cmdb_worker.worker.kafka_port import (
+    Batch,
+    Headers,
+    InputConsumer,
+    InputRecord,
+    KafkaPort,
+    Sender,
+    TopicPartition,
+    TransactionalProducer,
 )
 from cmdb_worker.worker.logs import get_logger
 from cmdb_worker.worker.metrics import Metrics
@@ -42,8 +62,11 @@ DLQ_HEADERS = ("cmdb_dlq_reason", "cmdb_dlq_topic", "cmdb_dlq_partition", "cmdb_
 class Runner:
     """Owns the engine, the clients and the loop; HTTP handlers read the state under ``lock``."""
 
-    def __init__(self, settings: Settings, policy: Policy, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, policy: Policy, metrics: Metrics, kafka: KafkaPort | None = None
+    ) -> None:
         self.settings = settings
+        self.kafka: KafkaPort = kafka or KafkaBackend()
         self.engine = Engine(policy)
         self.metrics = metrics
         self.clock: Clock = EventClock() if settings.clock == "event" else WallClock()
@@ -59,19 +82,18 @@ class Runner:
 
     def run(self) -> None:
         """Rebuild, then consume until ``stop()``; SIGTERM and SIGINT call ``stop()``."""
-        log.info("topics_created", topics=prepare_topics(self.settings))
-        producer = transactional_producer(self.settings)
+        log.info("topics_created", topics=self.kafka.prepare_topics(self.settings))
+        producer = self.kafka.transactional_producer(self.settings)
         producer.init_transactions()  # first: a dead predecessor's last commit lands before rebuild
         self._alive()
         self.rebuild()
-        consumer = input_consumer(self.settings)
-        consumer.subscribe(self.settings.input_topics, listener=_Rebalance(self))
-        # Metadata before the first join, or its assignment is empty and a second rebalance
-        # follows at once (in which kafka-python 3.0.12 now and then hangs for good).
-        for topic in self.settings.input_topics:
-            consumer.partitions_for_topic(topic)
+        consumer = self.kafka.input_consumer(self.settings)
+        consumer.subscribe(self.settings.input_topics, _Rebalance(self))
         try:
             self._loop(consumer, producer)
+        except ProducerFencedError:
+            log.error("producer_fenced", transactional_id=producer.transactional_id)
+            raise
         finally:
             self._close(consumer, producer)
 
@@ -85,12 +107,12 @@ class Runner:
 
     def rebuild(self) -> None:
         started = time.monotonic()
-        consumer = state_consumer(self.settings)
+        reader = self.kafka.state_reader(self.settings)
         try:
-            entries = _read_to_end(consumer, self.settings.topic_state, self._alive)
-            live = changelog.rebuild(self.engine, entries)
+            records = reader.read_to_end(self.settings.topic_state, self._alive)
+            live = changelog.rebuild(self.engine, (_entry(record) for record in records))
         finally:
-            consumer.close()
+            reader.close()
         seconds = time.monotonic() - started
         self.metrics.set_state_rebuild_seconds(seconds)
         self.clock.now(self.engine.applied.last_applied_at)  # an event clock resumes there
@@ -102,7 +124,7 @@ class Runner:
             seconds=round(seconds, 3),
         )
 
-    def _loop(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+    def _loop(self, consumer: InputConsumer, producer: TransactionalProducer) -> None:
         next_tick = next_refresh = 0.0
         while not self.stopping.is_set():
             batch = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
@@ -118,28 +140,22 @@ class Runner:
             self._progressed()
 
     def _transact(
-        self,
-        consumer: KafkaConsumer,
-        producer: KafkaProducer,
-        batch: dict[TopicPartition, list[ConsumerRecord]],
-        tick: bool,
+        self, consumer: InputConsumer, producer: TransactionalProducer, batch: Batch, tick: bool
     ) -> None:
         producer.begin_transaction()
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        transaction = _Transaction(producer)
         for partition, records in batch.items():
             for record in records:
-                self._handle(producer, record)
-            offsets[partition] = OffsetAndMetadata(records[-1].offset + 1, "", -1)
+                self._handle(transaction, record)
+            transaction.offsets[partition] = records[-1].offset + 1
         if tick:
-            self._emit(producer, self.engine.tick(self.clock.now()))
-        self._record_changes(producer)
-        tickets.send(producer, self.settings, self.engine.state.take_lesson_changes())
+            self._emit(transaction, self.engine.tick(self.clock.now()))
+        self._record_changes(transaction)
+        tickets.send(transaction, self.settings, self.engine.state.take_lesson_changes())
         self.metrics.findings_held_back(self.engine.take_suppressed())
-        if offsets:
-            producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
-        commit(producer)
+        _commit(transaction, consumer.group_metadata())
 
-    def _record_changes(self, producer: KafkaProducer) -> None:
+    def _record_changes(self, producer: Sender) -> None:
         """Changelog records for what changed; lessons also go, whole, to the lessons topic."""
         for key, value in changelog.changed_entries(self.engine):
             producer.send(self.settings.topic_state, key=key.encode(), value=value)
@@ -147,7 +163,7 @@ class Runner:
                 lesson_id = key.removeprefix(changelog.LESSON_PREFIX).encode()
                 producer.send(self.settings.topic_lessons, key=lesson_id, value=value)
 
-    def _handle(self, producer: KafkaProducer, record: ConsumerRecord) -> None:
+    def _handle(self, producer: Sender, record: InputRecord) -> None:
         started = time.perf_counter()
         record_time = _record_time(record)
         outcome = process(self.engine, record.value, record.headers or [], self.clock, record_time)
@@ -169,7 +185,7 @@ class Runner:
         if outcome.invalid is not None:
             self.metrics.dead_letter(outcome.invalid.code)
 
-    def _emit(self, producer: KafkaProducer, findings: list[Finding]) -> None:
+    def _emit(self, producer: Sender, findings: list[Finding]) -> None:
         for finding in findings:
             producer.send(
                 self.settings.topic_findings,
@@ -179,9 +195,7 @@ class Runner:
             )
             count_finding(self.metrics, finding)
 
-    def _dead_letter(
-        self, producer: KafkaProducer, record: ConsumerRecord, outcome: Outcome
-    ) -> None:
+    def _dead_letter(self, producer: Sender, record: InputRecord, outcome: Outcome) -> None:
         assert outcome.invalid is not None
         why = (outcome.invalid.reason, record.topic, str(record.partition), str(record.offset))
         headers = list(record.headers or []) + [
@@ -196,7 +210,7 @@ class Runner:
             offset=record.offset,
         )
 
-    def _refresh_gauges(self, consumer: KafkaConsumer) -> None:
+    def _refresh_gauges(self, consumer: InputConsumer) -> None:
         with self.lock:
             refresh_state_gauges(self.engine, self.metrics, self.clock.now())
         for partition in list(self.assigned):
@@ -214,14 +228,14 @@ class Runner:
         self.last_progress = time.monotonic()
         self.metrics.progressed(datetime.now(UTC).timestamp())
 
-    def _close(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+    def _close(self, consumer: InputConsumer, producer: TransactionalProducer) -> None:
         grace = self.settings.shutdown_grace_seconds
-        consumer.close(autocommit=False)
+        consumer.close()
         producer.close(timeout=grace / 2)
         log.info("stopped")
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance:
     """Rebalance callbacks: wait for the batch in hand to commit before partitions go."""
 
     def __init__(self, runner: Runner) -> None:
@@ -239,24 +253,52 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions_assigned", partitions=[str(p) for p in assigned])
 
 
-def _record_time(record: ConsumerRecord) -> datetime | None:
+def _record_time(record: InputRecord) -> datetime | None:
     """The Kafka record's timestamp: the event time of a CloudEvent that has no ``time``."""
     if record.timestamp is None or record.timestamp < 0:
         return None
     return datetime.fromtimestamp(record.timestamp / 1000, UTC)
 
 
-def _read_to_end(
-    consumer: KafkaConsumer, topic: str, alive: Callable[[], None]
-) -> Iterator[changelog.Entry]:
-    """Every changelog record up to the end offsets at start; ``alive()`` after every poll."""
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    end = consumer.end_offsets(partitions)
-    while any(consumer.position(p) < end[p] for p in partitions):
-        batch = consumer.poll(timeout_ms=1000)
-        alive()
-        for records in batch.values():
-            for record in records:
-                yield record.key.decode(), record.value
+class _Transaction:
+    """One batch's transaction; keeps what it sent, to send it all again if the commit fails."""
+
+    def __init__(self, producer: TransactionalProducer) -> None:
+        self.producer = producer
+        self.sent: list[tuple[str, bytes | None, bytes | None, Headers | None]] = []
+        self.offsets: dict[TopicPartition, int] = {}
+
+    def send(
+        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
+    ) -> None:
+        self.sent.append((topic, key, value, headers))
+        self.producer.send(topic, key=key, value=value, headers=headers)
+
+    def commit(self, group_metadata: object) -> None:
+        if self.offsets:
+            self.producer.send_offsets_to_transaction(self.offsets, group_metadata)
+        self.producer.commit_transaction()
+
+    def again(self, group_metadata: object) -> None:
+        """Abort, and commit the same records and offsets in a new transaction."""
+        self.producer.abort_transaction()
+        self.producer.begin_transaction()
+        for topic, key, value, headers in self.sent:
+            self.producer.send(topic, key=key, value=value, headers=headers)
+        self.commit(group_metadata)
+
+
+def _commit(transaction: _Transaction, group_metadata: object) -> None:
+    """Commit; if that fails, abort and commit the same once more (see the module docstring)."""
+    try:
+        transaction.commit(group_metadata)
+    except ProducerFencedError:
+        raise
+    except KafkaError as error:
+        log.warning("transaction_aborted", error=repr(error), records=len(transaction.sent))
+        transaction.again(group_metadata)
+        log.info("transaction_committed_again", records=len(transaction.sent))
+
+
+def _entry(record: InputRecord) -> changelog.Entry:
+    return (record.key or b"").decode(), record.value

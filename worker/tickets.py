@@ -12,8 +12,6 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kafka import KafkaProducer
-
 from cmdb_worker.schemas.findings import FINDING_SOURCE
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.tickets import (
@@ -25,6 +23,7 @@ from cmdb_worker.schemas.tickets import (
     TicketPredicate,
     TicketSubject,
 )
+from cmdb_worker.worker.kafka_port import Sender
 from cmdb_worker.worker.settings import Settings
 
 LessonChange = tuple[Lesson | None, Lesson]
@@ -105,7 +104,7 @@ def ticket_message(event: TicketEvent) -> TicketMessage:
     )  # fmt: skip
 
 
-def send(producer: KafkaProducer, settings: Settings, changes: list[LessonChange]) -> None:
+def send(producer: Sender, settings: Settings, changes: list[LessonChange]) -> None:
     """A batch's lesson changes to ``topic_tickets`` (in its transaction), if ``tickets`` is on."""
     for event in ticket_events(changes) if settings.tickets else []:
         message = ticket_message(event)
