@@ -5,7 +5,8 @@ import socket
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import ConfigResource
+from kafka.admin import ConfigResource, MemberToRemove
+from kafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from kafka.errors import TopicAlreadyExistsError
 
 from cmdb_worker.worker.settings import Settings
@@ -41,19 +42,42 @@ def any_broker_listening(settings: Settings, timeout: float = 3.0) -> bool:
     return False
 
 
-def input_consumer(settings: Settings) -> KafkaConsumer:
-    """The group consumer of the input topics: manual commits through the producer's transaction."""
+def input_consumer(settings: Settings, assignor: AbstractPartitionAssignor) -> KafkaConsumer:
+    """The group consumer of the input topics: manual commits through the producer's transaction.
+
+    A static member (``group.instance.id`` is the replica's name, so a restarted pod resumes its
+    membership) whose group is assigned by ``assignor`` alone (``worker.assignment``).
+    """
+    session_ms = int(settings.session_timeout_seconds * 1000)
     return KafkaConsumer(
         **security_config(settings),
         group_id=settings.group_id,
+        group_instance_id=settings.instance_id,
+        partition_assignment_strategy=[assignor],
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=settings.max_poll_records,
         client_id=f"{settings.group_id}-{settings.instance_id}",
-        session_timeout_ms=int(settings.session_timeout_seconds * 1000),
-        heartbeat_interval_ms=int(settings.session_timeout_seconds * 1000 / 3),
+        session_timeout_ms=session_ms,
+        heartbeat_interval_ms=session_ms // HEARTBEATS_PER_SESSION,
     )
+
+
+HEARTBEATS_PER_SESSION = 10
+"""Members learn of a rebalance (a replica's session expired) at their next heartbeat: a tenth
+of the session keeps that part of a failover near one second."""
+
+
+def leave_group(settings: Settings) -> None:
+    """Take this static member out of the group now (KIP-345: a static member's ``close`` sends
+    no LeaveGroup, so the group would otherwise wait a whole session before reassigning)."""
+    admin = KafkaAdminClient(**security_config(settings))
+    try:
+        member = MemberToRemove(group_instance_id=settings.instance_id, reason="shutting down")
+        admin.remove_group_members(settings.group_id, [member])
+    finally:
+        admin.close()
 
 
 def state_consumer(settings: Settings) -> KafkaConsumer:
@@ -75,12 +99,18 @@ def transactional_producer(settings: Settings) -> KafkaProducer:
         **security_config(settings),
         acks="all",
         enable_idempotence=True,
-        transactional_id=f"{settings.group_id}-{settings.instance_id}",
+        transactional_id=active_transactional_id(settings),
         linger_ms=1000,  # records wait for the commit (see ``commit``) or a full batch
         batch_size=1024 * 1024,  # fewer, larger batches: ~1.5x events/s (bench/throughput.py)
         compression_type=None,
         max_request_size=8 * 1024 * 1024,
     )
+
+
+def active_transactional_id(settings: Settings) -> str:
+    """One id for the active role, whichever replica holds it: whoever takes the role over
+    initialises it, which fences the previous holder and ends its open transaction."""
+    return f"{settings.group_id}-active"
 
 
 def commit(producer: KafkaProducer) -> None:

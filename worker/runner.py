@@ -4,39 +4,50 @@ Each poll batch is one Kafka transaction holding everything the batch caused (fi
 lessons, dead letters, changelog records) and the input offsets it consumed, so a crash at
 any point leaves either all of a batch's effects or none. On start the state is rebuilt from
 the changelog before any input is read.
+
+Replicas share one consumer group: the active one holds every input partition and judges, the
+others stand by, applying the changelog as it is written (``state_tail``), and one of them
+takes over when the active goes (``takeover``, ``assignment``).
 """
 
+import contextlib
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from types import FrameType
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog, tickets
+from cmdb_worker.worker.assignment import ActiveStandbyAssignor
 from cmdb_worker.worker.clock import Clock, EventClock, WallClock
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.kafka_clients import (
     commit,
     input_consumer,
+    leave_group,
     prepare_topics,
-    state_consumer,
-    transactional_producer,
 )
 from cmdb_worker.worker.logs import get_logger
 from cmdb_worker.worker.metrics import Metrics
 from cmdb_worker.worker.processing import Outcome, process
 from cmdb_worker.worker.settings import Settings
+from cmdb_worker.worker.state_tail import StateTail
 from cmdb_worker.worker.status import count_finding, refresh_state_gauges
+from cmdb_worker.worker.takeover import ActiveRole
 
 log = get_logger("cmdb_worker.run")
 DLQ_HEADERS = ("cmdb_dlq_reason", "cmdb_dlq_topic", "cmdb_dlq_partition", "cmdb_dlq_offset")
+STANDBY_INPUT_POLL_MS = 50
+"""A standby polls the group only to heartbeat and hear of a rebalance; it waits on the state."""
+CAUGHT_UP_RECORDS = 1000
+"""A standby this close to the state topic's end tells the group it is caught up."""
 
 
 class Runner:
@@ -50,30 +61,32 @@ class Runner:
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self.rebuilt = False
+        self.joined = False
+        self.caught_up = False
         self.assigned: set[TopicPartition] = set()
         self.last_progress = time.monotonic()
 
     @property
     def ready(self) -> bool:
-        return self.rebuilt and bool(self.assigned)
+        """Rebuilt and in the group: active, or a standby serving reads from the whole graph."""
+        return self.rebuilt and self.joined
 
     def run(self) -> None:
         """Rebuild, then consume until ``stop()``; SIGTERM and SIGINT call ``stop()``."""
         log.info("topics_created", topics=prepare_topics(self.settings))
-        producer = transactional_producer(self.settings)
-        producer.init_transactions()  # first: a dead predecessor's last commit lands before rebuild
         self._alive()
-        self.rebuild()
-        consumer = input_consumer(self.settings)
-        consumer.subscribe(self.settings.input_topics, listener=_Rebalance(self))
+        tail = self.rebuild()
+        role = ActiveRole(self.settings, tail, self.metrics)
+        consumer = input_consumer(self.settings, ActiveStandbyAssignor(lambda: self.caught_up))
+        consumer.subscribe(self.settings.input_topics, listener=_Rebalance(self, role))
         # Metadata before the first join, or its assignment is empty and a second rebalance
         # follows at once (in which kafka-python 3.0.12 now and then hangs for good).
         for topic in self.settings.input_topics:
             consumer.partitions_for_topic(topic)
         try:
-            self._loop(consumer, producer)
+            self._loop(consumer, role, tail)
         finally:
-            self._close(consumer, producer)
+            self._close(consumer, role, tail)
 
     def stop(self, signum: int | None = None, _: FrameType | None = None) -> None:
         log.info("stopping", signal=signum)
@@ -83,14 +96,12 @@ class Runner:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
 
-    def rebuild(self) -> None:
+    def rebuild(self) -> StateTail:
+        """Read the whole changelog into the engine; the tail that goes on reading it."""
         started = time.monotonic()
-        consumer = state_consumer(self.settings)
-        try:
-            entries = _read_to_end(consumer, self.settings.topic_state, self._alive)
-            live = changelog.rebuild(self.engine, entries)
-        finally:
-            consumer.close()
+        tail = StateTail(self.settings, self.engine, self.lock)
+        tail.catch_up(self._alive)
+        live = tail.rearm()
         seconds = time.monotonic() - started
         self.metrics.set_state_rebuild_seconds(seconds)
         self.clock.now(self.engine.applied.last_applied_at)  # an event clock resumes there
@@ -101,21 +112,45 @@ class Runner:
             cis=self.engine.state.cmdb.graph.number_of_nodes(),
             seconds=round(seconds, 3),
         )
+        self.caught_up = True
+        return tail
 
-    def _loop(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+    def _loop(self, consumer: KafkaConsumer, role: ActiveRole, tail: StateTail) -> None:
         next_tick = next_refresh = 0.0
         while not self.stopping.is_set():
-            batch = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
-            tick_due = time.monotonic() >= next_tick
-            if batch or tick_due:
-                with self.lock:
-                    self._transact(consumer, producer, batch, tick_due)
-            if tick_due:
-                next_tick = time.monotonic() + self.settings.tick_seconds
+            timeout = self.settings.poll_timeout_ms if role.active else STANDBY_INPUT_POLL_MS
+            batch = consumer.poll(timeout_ms=timeout)
+            if role.take_over_if_granted(consumer, self.engine, self.clock, self._alive):
+                continue  # that batch was fetched before the fencing: read again from the seek
+            if role.producer is None:
+                self._stand_by(tail)
+            else:
+                next_tick = self._judge(consumer, role.producer, batch, next_tick)
             if time.monotonic() >= next_refresh:
                 next_refresh = time.monotonic() + self.settings.gauge_refresh_seconds
                 self._refresh_gauges(consumer)
             self._progressed()
+
+    def _judge(
+        self,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+        next_tick: float,
+    ) -> float:
+        """One transaction for the batch and, when due, a tick; returns when the next is due."""
+        tick_due = time.monotonic() >= next_tick
+        if batch or tick_due:
+            with self.lock:
+                self._transact(consumer, producer, batch, tick_due)
+        return time.monotonic() + self.settings.tick_seconds if tick_due else next_tick
+
+    def _stand_by(self, tail: StateTail) -> None:
+        """Apply what the active wrote to the changelog; say how far behind that leaves us."""
+        tail.poll(self.settings.poll_timeout_ms)
+        lag = tail.lag()
+        self.caught_up = lag <= CAUGHT_UP_RECORDS
+        self.metrics.set_state_lag(lag)
 
     def _transact(
         self,
@@ -214,18 +249,24 @@ class Runner:
         self.last_progress = time.monotonic()
         self.metrics.progressed(datetime.now(UTC).timestamp())
 
-    def _close(self, consumer: KafkaConsumer, producer: KafkaProducer) -> None:
+    def _close(self, consumer: KafkaConsumer, role: ActiveRole, tail: StateTail) -> None:
         grace = self.settings.shutdown_grace_seconds
         consumer.close(autocommit=False)
-        producer.close(timeout=grace / 2)
+        role.close(timeout=grace / 2)
+        tail.close()
+        if self.stopping.is_set():  # a graceful stop: let another replica take over at once
+            with contextlib.suppress(KafkaError):
+                leave_group(self.settings)
         log.info("stopped")
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Rebalance callbacks: wait for the batch in hand to commit before partitions go."""
+    """Rebalance callbacks: wait for the batch in hand to commit before partitions go, and
+    tell the active role what the group decided (it acts on it in the loop)."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, role: ActiveRole) -> None:
         self.runner = runner
+        self.role = role
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         with self.runner.lock:
@@ -235,8 +276,16 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions_revoked", partitions=[str(p) for p in revoked])
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.runner.assigned |= set(assigned)
+        self.runner.assigned = set(assigned)  # eager rebalancing: the whole assignment
+        self.runner.joined = True
+        self.role.assigned(set(assigned))
         log.info("partitions_assigned", partitions=[str(p) for p in assigned])
+
+    def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
+        """The group went on without this replica (its session expired): another may be active."""
+        self.on_partitions_revoked(lost)
+        self.role.assigned(set())
+        log.warning("partitions_lost", partitions=[str(p) for p in lost])
 
 
 def _record_time(record: ConsumerRecord) -> datetime | None:
@@ -244,19 +293,3 @@ def _record_time(record: ConsumerRecord) -> datetime | None:
     if record.timestamp is None or record.timestamp < 0:
         return None
     return datetime.fromtimestamp(record.timestamp / 1000, UTC)
-
-
-def _read_to_end(
-    consumer: KafkaConsumer, topic: str, alive: Callable[[], None]
-) -> Iterator[changelog.Entry]:
-    """Every changelog record up to the end offsets at start; ``alive()`` after every poll."""
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    end = consumer.end_offsets(partitions)
-    while any(consumer.position(p) < end[p] for p in partitions):
-        batch = consumer.poll(timeout_ms=1000)
-        alive()
-        for records in batch.values():
-            for record in records:
-                yield record.key.decode(), record.value
