@@ -17,6 +17,8 @@ interleaving; the same set of ids holds the same set of (rule, subject) lessons.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +51,7 @@ EVENTS = 50_000
 SERVICES = 2_000
 PARTITIONS = 6
 PHASES = (20_000, 15_000, 15_000)
+ZOMBIE_EVENTS = 10_000
 WAIT = 120.0
 Start = Callable[[dict[str, str]], WorkerProcess]
 
@@ -184,6 +187,32 @@ def test_replicas_equal_one_replay_across_kill_join_and_leave(
 
     assert_every_replica_sees_the_whole_graph(group)
     assert_one_ci_for_two_names_of_one_fqdn(group)
+
+
+def test_a_paused_active_is_fenced_and_exits_when_it_resumes(
+    kafka_bootstrap: str, unique_name: str, worker: Start, tmp_path: Path
+) -> None:
+    """An active paused past its session (SIGSTOP: a long GC pause, a frozen VM) is replaced by
+    the standby, whose takeover fences it; resumed, it commits nothing more and exits 1, and the
+    findings are still exactly one replay's."""
+    events = stream(ZOMBIE_EVENTS, SERVICES // 10)
+    clean = replay_lines([json.dumps(event) for event in events], tmp_path / "replay")
+    group = Replicas(kafka_bootstrap, WorkerTopics(unique_name), worker)
+    group.create_topics()
+    zombie, standby = group.start("w1"), group.start("w2")
+    assert group.active() is zombie
+    group.produce(events)
+    wait_for("progress", lambda: group.committed() >= ZOMBIE_EVENTS // 5)
+    os.kill(zombie.pid, signal.SIGSTOP)
+    group.running.remove(zombie)
+    assert group.active() is standby
+    os.kill(zombie.pid, signal.SIGCONT)
+    assert zombie.wait_exit(WAIT) == 1, zombie.tail()
+    wait_caught_up(kafka_bootstrap, group.group, [group.topics.discovery])
+    findings = findings_of(read_topic(kafka_bootstrap, group.topics.findings))
+    ids = [finding["id"] for finding in findings]
+    assert len(ids) == len(set(ids)), "a finding was emitted twice"
+    assert set(ids) == {finding["id"] for finding in clean.findings}
 
 
 def assert_every_replica_sees_the_whole_graph(group: Replicas) -> None:
