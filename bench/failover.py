@@ -1,6 +1,6 @@
 """Failover: seconds from kill -9 of the active replica to the first event judged by the next.
 
-    python -m bench.failover --bootstrap HOST:PORT [--repetitions 7] [--rate 200]
+    python -m bench.failover --bootstrap HOST:PORT [--repetitions 7] [--rate 200] [--cis N]
 
 Three ``cmdb-worker run`` replicas share one group on inputs of 6 partitions; a producer thread
 sends a steady stream (``tests.replica_stream``, keyed by CI id) at ``--rate`` events/s. Each
@@ -12,7 +12,8 @@ its own name (it rejoins as a standby) and the group left to settle before the n
 The failover is, in order: the broker noticing the silent member (the session timeout, 10 s by
 default), the survivors hearing of the rebalance at their next heartbeat (a tenth of the session)
 and rejoining, and the new active's takeover (fencing, reading the state topic to its end and
-re-arming deadlines: that part grows with the state, see RESULTS.md).
+re-arming deadlines: that part grows with the state). ``--cis N`` starts the replicas on a
+changelog of N CIs (built as ``bench.recovery`` builds it) to show how.
 """
 
 import argparse
@@ -29,6 +30,8 @@ from typing import Any
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import scale
+from bench.recovery import produce_changelog
 from tests.kafka_broker import create_topics
 from tests.replica_stream import ci_key, stream
 from tests.worker_process import WorkerProcess, WorkerTopics, worker_env
@@ -70,24 +73,25 @@ class SteadyStream(threading.Thread):
 
 
 def _endless() -> Iterator[dict[str, Any]]:
-    """The stream over and over (a repeated event is a redelivery: judged once)."""
+    """The stream over and over (a repeated event is a redelivery: judged once), timed just
+    after a ``--cis`` state's sightings, so the state's deadlines are not all due at once."""
     while True:
-        yield from stream(100_000, 2_000)
+        yield from stream(100_000, 2_000, start=scale.START + scale.SPREAD)
 
 
 class Group:
     """The replicas, started from ``log_dir``, by name."""
 
-    def __init__(self, bootstrap: str, topics: WorkerTopics, log_dir: Path) -> None:
-        self.bootstrap, self.topics, self.log_dir = bootstrap, topics, log_dir
+    def __init__(self, bootstrap: str, topics: WorkerTopics, log_dir: Path, state: str) -> None:
+        self.bootstrap, self.topics, self.log_dir, self.state = bootstrap, topics, log_dir, state
         self.replicas: dict[str, WorkerProcess] = {}
 
     def start(self, name: str) -> None:
-        env = worker_env(self.bootstrap, self.topics, instance_id=name,
+        env = worker_env(self.bootstrap, self.topics, instance_id=name, topic_state=self.state,
                          topic_partitions=PARTITIONS,
                          session_timeout_seconds=SESSION_TIMEOUT_SECONDS)  # fmt: skip
         log = self.log_dir / f"{name}-{len(self.replicas)}-{uuid.uuid4().hex[:4]}.log"
-        self.replicas[name] = WorkerProcess(env, log).start().wait_ready(timeout=300)
+        self.replicas[name] = WorkerProcess(env, log).start().wait_ready(timeout=1800)
 
     def active(self, timeout: float = 120) -> str:
         deadline = time.monotonic() + timeout
@@ -121,13 +125,16 @@ def failover_once(group: Group) -> float:
     return seconds
 
 
-def measure(bootstrap: str, repetitions: int = 7, rate: float = 200.0) -> dict[str, Any]:
+def measure(
+    bootstrap: str, repetitions: int = 7, rate: float = 200.0, cis: int = 0
+) -> dict[str, Any]:
     topics = WorkerTopics(f"bench-failover-{uuid.uuid4().hex[:8]}")
     create_topics(bootstrap, topics.inputs, partitions=PARTITIONS)
-    create_topics(bootstrap, [topics.state], partitions=PARTITIONS, compacted=[topics.state])
     create_topics(bootstrap, topics.outputs, compacted=[topics.lessons])
+    state = produce_changelog(bootstrap, cis)["topic"] if cis else topics.state
+    create_topics(bootstrap, [] if cis else [state], partitions=PARTITIONS, compacted=[state])
     with tempfile.TemporaryDirectory(prefix="cmdb-failover-") as scratch:
-        group = Group(bootstrap, topics, Path(scratch))
+        group = Group(bootstrap, topics, Path(scratch), state)
         feed = SteadyStream(bootstrap, topics.discovery, rate)
         try:
             for name in REPLICAS:
@@ -138,7 +145,7 @@ def measure(bootstrap: str, repetitions: int = 7, rate: float = 200.0) -> dict[s
         finally:
             feed.halt.set()
             group.stop_all()
-    return {"seconds": seconds, "replicas": len(REPLICAS), "rate": rate,
+    return {"seconds": seconds, "replicas": len(REPLICAS), "rate": rate, "cis": cis,
             "session_timeout_seconds": SESSION_TIMEOUT_SECONDS, **summary(seconds)}  # fmt: skip
 
 
@@ -156,9 +163,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--repetitions", type=int, default=7)
     parser.add_argument("--rate", type=float, default=200.0, help="input events per second")
+    parser.add_argument("--cis", type=int, default=0, help="CIs in the state at start")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = measure(args.bootstrap, args.repetitions, args.rate)
+    result = measure(args.bootstrap, args.repetitions, args.rate, args.cis)
     if args.json:
         print(json.dumps(result))
         return

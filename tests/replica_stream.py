@@ -13,7 +13,7 @@ databases that run on hosts), so a blast radius needs the whole graph.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tests.events import T0, observed
@@ -47,11 +47,12 @@ def ci_key(message: dict[str, Any]) -> str:
     return f"service/{message['subject']['id']}@prod"
 
 
-def stream(count: int, services: int) -> list[dict[str, Any]]:
+def stream(count: int, services: int, start: datetime = T0) -> list[dict[str, Any]]:
     """``count`` events over ``services`` services (and their databases and hosts), in time
-    order within ``SPAN``: observations round-robin, every ``DEPLOY_EVERY``-th a deploy."""
+    order within ``SPAN`` from ``start``: observations round-robin, every ``DEPLOY_EVERY``-th a
+    deploy."""
     step = SPAN / count
-    return [_event(i, services, T0 + i * step) for i in range(count)]
+    return [_event(i, services, start + i * step) for i in range(count)]
 
 
 def _event(i: int, services: int, time: Any) -> dict[str, Any]:
