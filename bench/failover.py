@@ -91,7 +91,8 @@ class Group:
                          topic_partitions=PARTITIONS,
                          session_timeout_seconds=SESSION_TIMEOUT_SECONDS)  # fmt: skip
         log = self.log_dir / f"{name}-{len(self.replicas)}-{uuid.uuid4().hex[:4]}.log"
-        self.replicas[name] = WorkerProcess(env, log).start().wait_ready(timeout=1800)
+        self.replicas[name] = WorkerProcess(env, log).start()  # known before it can fail
+        self.replicas[name].wait_ready(timeout=1800)
 
     def active(self, timeout: float = 120) -> str:
         deadline = time.monotonic() + timeout
@@ -131,8 +132,7 @@ def measure(
     topics = WorkerTopics(f"bench-failover-{uuid.uuid4().hex[:8]}")
     create_topics(bootstrap, topics.inputs, partitions=PARTITIONS)
     create_topics(bootstrap, topics.outputs, compacted=[topics.lessons])
-    state = produce_changelog(bootstrap, cis)["topic"] if cis else topics.state
-    create_topics(bootstrap, [] if cis else [state], partitions=PARTITIONS, compacted=[state])
+    state = _state_topic(bootstrap, topics, cis)
     with tempfile.TemporaryDirectory(prefix="cmdb-failover-") as scratch:
         group = Group(bootstrap, topics, Path(scratch), state)
         feed = SteadyStream(bootstrap, topics.discovery, rate)
@@ -147,6 +147,15 @@ def measure(
             group.stop_all()
     return {"seconds": seconds, "replicas": len(REPLICAS), "rate": rate, "cis": cis,
             "session_timeout_seconds": SESSION_TIMEOUT_SECONDS, **summary(seconds)}  # fmt: skip
+
+
+def _state_topic(bootstrap: str, topics: WorkerTopics, cis: int) -> str:
+    """A fresh state topic, or one holding the changelog of ``cis`` CIs."""
+    if cis:
+        topic: str = produce_changelog(bootstrap, cis)["topic"]
+        return topic
+    create_topics(bootstrap, [topics.state], partitions=PARTITIONS, compacted=[topics.state])
+    return topics.state
 
 
 def summary(seconds: list[float]) -> dict[str, float]:
