@@ -108,8 +108,9 @@ class Group:
             replica.ensure_stopped()
 
 
-def failover_once(group: Group) -> float:
-    """Kill the active; seconds until a survivor has judged an event; restart the killed one."""
+def failover_once(group: Group) -> tuple[float, float]:
+    """Kill the active; seconds until a survivor has judged an event, and the seconds of that
+    survivor's takeover (its ``took_over`` log line); restart the killed one."""
     victim = group.active()
     survivors = [r for n, r in group.replicas.items() if n != victim]
     before = [metric(r, "cmdb_worker_events_consumed_total") for r in survivors]
@@ -121,9 +122,15 @@ def failover_once(group: Group) -> float:
             raise TimeoutError("no replica took over within 180 s")
         time.sleep(POLL_SECONDS)
     seconds = time.monotonic() - killed_at
+    takeover = max(_last_takeover_seconds(r) for r in survivors)
     group.start(victim)
     time.sleep(SETTLE_SECONDS)
-    return seconds
+    return seconds, takeover
+
+
+def _last_takeover_seconds(replica: WorkerProcess) -> float:
+    took_over = [e for e in replica.log_events() if e.get("event") == "took_over"]
+    return float(took_over[-1]["seconds"]) if took_over else 0.0
 
 
 def measure(
@@ -141,11 +148,13 @@ def measure(
                 group.start(name)
             feed.start()
             time.sleep(SETTLE_SECONDS)
-            seconds = [failover_once(group) for _ in range(repetitions)]
+            runs = [failover_once(group) for _ in range(repetitions)]
         finally:
             feed.halt.set()
             group.stop_all()
-    return {"seconds": seconds, "replicas": len(REPLICAS), "rate": rate, "cis": cis,
+    seconds = [run[0] for run in runs]
+    return {"seconds": seconds, "takeover_seconds": [run[1] for run in runs],
+            "replicas": len(REPLICAS), "rate": rate, "cis": cis,
             "session_timeout_seconds": SESSION_TIMEOUT_SECONDS, **summary(seconds)}  # fmt: skip
 
 

@@ -300,6 +300,10 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
             f"- p50 {f['p50']:.1f} s, p99 {f['p99']:.1f} s (min {f['min']:.1f} s, "
             f"max {f['max']:.1f} s)",
             "- every run: " + ", ".join(f"{s:.1f}" for s in f["seconds"]) + " s",
+            "- of which the new active's takeover (`took_over`: fencing, the state read to its "
+            "end, deadlines re-armed): "
+            + ", ".join(f"{s:.2f}" for s in f.get("takeover_seconds", []))
+            + " s",
             "",
         ]
     lines += [f"<!-- results: {json.dumps(results)} -->"]
