@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import UnknownTopicOrPartitionError
 
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.engine.apply import Engine
@@ -34,6 +35,8 @@ class StateTail:
             TopicPartition(self.topic, p)
             for p in sorted(self.consumer.partitions_for_topic(self.topic) or ())
         ]
+        if not self.partitions:  # a tail of nothing would stand by on an empty graph for good
+            raise UnknownTopicOrPartitionError(f"no partitions of the state topic {self.topic}")
         self.consumer.assign(self.partitions)
         self.consumer.seek_to_beginning(*self.partitions)
 
