@@ -62,13 +62,6 @@ def partition_of(key: str) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % PARTITIONS
 
 
-def gauge(replica: WorkerProcess, name: str) -> float | None:
-    status, body = replica.get("/metrics")
-    assert status == 200
-    samples = (s for f in text_string_to_metric_families(body.decode()) for s in f.samples)
-    return next((s.value for s in samples if s.name == name), None)
-
-
 def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
     deadline = time.monotonic() + timeout
     while not (found := check()):
@@ -78,7 +71,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
 
 
 def the_active(replicas: list[WorkerProcess]) -> WorkerProcess | None:
-    active = [r for r in replicas if gauge(r, "cmdb_worker_active") == 1]
+    active = [r for r in replicas if total(r, "cmdb_worker_active") == 1]
     assert len(active) <= 1, "two replicas hold the active role at once"
     return active[0] if active else None
 
@@ -187,6 +180,7 @@ def test_replicas_equal_one_replay_across_kill_join_and_leave(
 
     assert_every_replica_sees_the_whole_graph(group)
     assert_one_ci_for_two_names_of_one_fqdn(group)
+    assert_the_state_gauges_come_from_the_active_only(group)
 
 
 def test_a_paused_active_is_fenced_and_exits_when_it_resumes(
@@ -245,6 +239,23 @@ def assert_one_ci_for_two_names_of_one_fqdn(group: Replicas) -> None:
     for replica in group.running:
         resolved = wait_for("both names resolved", lambda r=replica: _same_ci(r, first, second))
         assert resolved
+
+
+def assert_the_state_gauges_come_from_the_active_only(group: Replicas) -> None:
+    """Whole-graph gauges (CIs, stale CIs, lessons) are exported by the active alone, so a sum
+    over the replicas counts each CI once."""
+    active = group.active()
+    cis = wait_for("the active's CI gauges", lambda: total(active, "cmdb_worker_cis"))
+    assert cis >= SERVICES
+    assert [total(r, "cmdb_worker_cis") for r in group.running if r is not active] == [0, 0]
+
+
+def total(replica: WorkerProcess, name: str) -> float:
+    """The sum of a metric's samples on ``replica``."""
+    status, body = replica.get("/metrics")
+    assert status == 200
+    families = text_string_to_metric_families(body.decode())
+    return sum(s.value for f in families for s in f.samples if s.name == name)
 
 
 def _same_ci(replica: WorkerProcess, first: str, second: str) -> bool:

@@ -98,7 +98,7 @@ def state_consumer(settings: Settings) -> KafkaConsumer:
 
 def transactional_producer(settings: Settings) -> KafkaProducer:
     """acks=all, idempotent, transactional: a batch's effects and its offsets commit as one."""
-    return KafkaProducer(
+    producer = KafkaProducer(
         **security_config(settings),
         acks="all",
         enable_idempotence=True,
@@ -108,6 +108,22 @@ def transactional_producer(settings: Settings) -> KafkaProducer:
         compression_type=None,
         max_request_size=8 * 1024 * 1024,
     )
+    _never_bump_the_epoch(producer)
+    return producer
+
+
+def _never_bump_the_epoch(producer: KafkaProducer) -> None:
+    """Make a stale-epoch error fatal, as a fenced producer's is, instead of recovered.
+
+    kafka-python 3.0.12 recovers a transactional producer from such an error (KIP-360) by
+    bumping its epoch and, when the broker refuses the bump because another producer holds the
+    transactional id now, by asking for a fresh producer id, which fences that other producer:
+    an active paused past its session and resumed would fence the replica that took over from
+    it (``tests/test_run_replicas.py`` saw both exit). Records left in the accumulator would also
+    be sent under the new epoch, outside their transaction. Fatal, the process exits 1 and is
+    restarted; a standby takes over.
+    """
+    producer._transaction_manager._supports_epoch_bump = lambda: False
 
 
 def active_transactional_id(settings: Settings) -> str:

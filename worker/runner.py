@@ -128,7 +128,7 @@ class Runner:
                 next_tick = self._judge(consumer, role.producer, batch, next_tick)
             if time.monotonic() >= next_refresh:
                 next_refresh = time.monotonic() + self.settings.gauge_refresh_seconds
-                self._refresh_gauges(consumer)
+                self._refresh_gauges(consumer, role.active)
             self._progressed()
 
     def _judge(
@@ -231,9 +231,10 @@ class Runner:
             offset=record.offset,
         )
 
-    def _refresh_gauges(self, consumer: KafkaConsumer) -> None:
-        with self.lock:
-            refresh_state_gauges(self.engine, self.metrics, self.clock.now())
+    def _refresh_gauges(self, consumer: KafkaConsumer, active: bool) -> None:
+        if active:  # a standby holds the same state: exported once, or sums would count it twice
+            with self.lock:
+                refresh_state_gauges(self.engine, self.metrics, self.clock.now())
         for partition in list(self.assigned):
             highwater = consumer.highwater(partition)
             if highwater is not None:
