@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench import governance, recovery, register, run_all, scale, throughput
+from bench import failover, governance, recovery, register, run_all, scale, throughput
 
 
 def _positive(value: Any) -> bool:
@@ -125,3 +125,11 @@ def test_run_all_writes_results(kafka_bootstrap: str, tmp_path: Path) -> None:
     merged = run_all.main([*tiny, "--only", "scale", "--merge"])
     assert set(merged) == set(MINE)
     assert "Throughput" in out.read_text()
+
+
+@pytest.mark.kafka
+def test_failover_at_a_tiny_size(kafka_bootstrap: str) -> None:
+    """One kill -9 of the active of three replicas gives a failover time and its summary."""
+    result = failover.measure(kafka_bootstrap, repetitions=1, rate=50)
+    assert len(result["seconds"]) == 1
+    _all_positive(result, ["seconds", "p50", "p99", "min", "max"])

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-from kafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from cmdb_worker.rules.policy import Policy
@@ -272,12 +271,14 @@ def test_healthz_fails_when_the_loop_stops_progressing(runner: Runner, probe: Ge
     assert probe("/healthz").status == 200
 
 
-def test_readyz_waits_for_rebuild_and_partitions(runner: Runner, probe: Get) -> None:
-    """/readyz is 503 until the state is rebuilt and partitions are assigned, then 200."""
+def test_readyz_waits_for_rebuild_and_the_group(runner: Runner, probe: Get) -> None:
+    """/readyz is 503 until the state is rebuilt and the group has given the replica its
+    assignment, then 200: also a standby's empty one (it serves reads from the whole graph)."""
     assert probe("/readyz").status == 503
     runner.rebuilt = True
     assert probe("/readyz").status == 503
-    runner.assigned.add(TopicPartition("cmdb.discovery", 0))
+    runner.joined = True
+    assert not runner.assigned
     reply = probe("/readyz")
     assert (reply.status, reply.json()) == (200, {"status": "ok", "check": "ready"})
 

@@ -228,11 +228,15 @@ def test_deployed_policy_is_the_default_policy() -> None:
     assert deployed == DEFAULT_POLICY.read_bytes(), "run: cp rules/policy.yaml deploy/k8s/"
 
 
-def test_one_replica_replaced_not_rolled(rendered: list[Doc]) -> None:
-    """One worker replica (it keeps the whole graph), and updates stop it before starting anew."""
+def test_three_replicas_rolled_one_at_a_time(rendered: list[Doc]) -> None:
+    """Three replicas (an active and two hot standbys), updated one pod at a time without a
+    surge, spread over nodes where it can."""
     spec = one(rendered, "Deployment")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 3
+    rolling = {"maxUnavailable": 1, "maxSurge": 0}
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": rolling}
+    spread = spec["template"]["spec"]["topologySpreadConstraints"][0]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
 
 
 def test_the_base_needs_no_operator_crds(rendered: list[Doc]) -> None:
@@ -286,11 +290,11 @@ def test_servicemonitor_scrapes_metrics_every_30s(monitored: list[Doc]) -> None:
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
 
 
-def test_pdb_allows_one_unavailable(rendered: list[Doc]) -> None:
-    """The PodDisruptionBudget lets the single worker pod be evicted (a node drain never blocks)
-    and selects the worker pods."""
+def test_pdb_keeps_two_replicas(rendered: list[Doc]) -> None:
+    """The PodDisruptionBudget keeps two of the three worker pods through voluntary disruptions
+    (an active and a standby to take over) and selects the worker pods."""
     pdb = one(rendered, "PodDisruptionBudget")["spec"]
-    assert pdb["maxUnavailable"] == 1
+    assert pdb == {"minAvailable": 2, "selector": pdb["selector"]}
     assert pdb["selector"]["matchLabels"] == {"app.kubernetes.io/name": "cmdb-worker"}
 
 

@@ -201,6 +201,16 @@ def test_consumer_lag_is_set_and_forgotten(registry: CollectorRegistry, metrics:
     assert sample(registry, "cmdb_worker_consumer_lag", **partition) is None
 
 
+def test_active_role_and_state_lag_gauges(registry: CollectorRegistry, metrics: Metrics) -> None:
+    """set_active marks the replica that judges (0 from the start: a standby until it takes
+    over) and set_state_lag what a standby has still to apply."""
+    assert sample(registry, "cmdb_worker_active") == 0
+    metrics.set_active(True)
+    metrics.set_state_lag(42)
+    assert sample(registry, "cmdb_worker_active") == 1
+    assert sample(registry, "cmdb_worker_state_lag") == 42
+
+
 def test_lifecycle_gauges(registry: CollectorRegistry, metrics: Metrics) -> None:
     """set_state_rebuild_seconds and set_ready set their gauges; readiness starts at 0."""
     assert sample(registry, "cmdb_worker_ready") == 0
@@ -253,7 +263,7 @@ def test_worker_process_and_python_metrics_are_exported(
     assert sample(registry, "process_resident_memory_bytes") > 0
     assert sample(registry, "process_cpu_seconds_total") >= 0
     assert registry.get_sample_value("python_gc_collections_total", {"generation": "0"}) is not None
-    assert len([n for n in names if n.startswith("cmdb_worker_")]) == 29
+    assert len([n for n in names if n.startswith("cmdb_worker_")]) == 31
 
 
 def test_memory_limit_is_exported_when_told(registry: CollectorRegistry, metrics: Metrics) -> None:

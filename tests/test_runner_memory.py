@@ -205,14 +205,13 @@ def test_poison_messages_are_dead_lettered_with_their_origin_and_the_partition_m
 
 
 # ------------------------------------------------------------------------------ rebalances
-def test_partitions_moving_to_a_second_runner_mid_stream_give_each_finding_once(
+def test_a_standby_takes_over_mid_stream_and_each_finding_appears_once(
     broker: MemoryBroker, start: Callable[[Settings, Policy], Running], policy: Policy,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    """A second runner joining mid-stream takes partitions over: the first gives them up between
-    batches (revoked from inside its poll), the second reads on from the committed offsets,
-    and every finding id of the stream appears exactly once, as replay has it. (The second
-    rebuilds its state when it starts, so it starts once the first has committed what it read.)"""
+    """A second runner joining mid-stream stands by (no partitions; it tails the state topic),
+    and when the active stops it takes every partition over, reads on from the committed offsets,
+    and every finding id of the stream appears exactly once, as replay has it."""
     settings = settings_for(topic_partitions=3, max_poll_records=7)
     events = fleet()
     broker.prepare_topics(settings)
@@ -220,13 +219,14 @@ def test_partitions_moving_to_a_second_runner_mid_stream_give_each_finding_once(
     first = start(settings, policy)
     broker.wait_for(caught_up(broker, settings))
     second = start(settings.model_copy(update={"instance_id": "b"}), policy)
-    broker.wait_for(lambda: bool(first.runner.assigned) and bool(second.runner.assigned))
+    broker.wait_for(lambda: second.runner.ready)
+    assert second.runner.assigned == set(), "a joining replica stands by"
+    first.stop()
+    inputs = {p for topic in settings.input_topics for p in broker.topic_partitions(topic)}
+    broker.wait_for(lambda: second.runner.assigned == inputs)
     produce_fleet(broker, settings, events[len(events) // 2 :])
     broker.wait_for(caught_up(broker, settings))
 
-    inputs = {p for topic in settings.input_topics for p in broker.topic_partitions(topic)}
-    assert first.runner.assigned.isdisjoint(second.runner.assigned)
-    assert first.runner.assigned | second.runner.assigned == inputs
     got = ids(findings(broker, settings))
     assert got == ids(replayed([value for _, value in events], policy, tmp_path))
     assert len(got) == len(set(got)) > 10
@@ -237,26 +237,26 @@ def test_a_runner_fenced_by_its_successor_stops_and_nothing_is_doubled(
     broker: MemoryBroker, start: Callable[[Settings, Policy], Running], policy: Policy,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    """A second runner with the same transactional id, started while the first is committing,
-    fences it: the first's open transaction is aborted, it logs producer_fenced naming the id
-    and stops with ProducerFencedError; the second carries on and every finding is there once."""
+    """Another replica taking the active role over (a producer of the role's transactional id
+    initialised) while the active is committing fences it: its open transaction is aborted, it
+    logs producer_fenced naming the id and stops with ProducerFencedError; the replica started
+    after it carries on and every finding is there once."""
     settings, events = settings_for(max_poll_records=5), fleet()
     broker.prepare_topics(settings)
     produce_fleet(broker, settings, events)
-    successor: list[Running] = []
+    commits: list[str] = []
 
     def fence_at_the_third_commit(producer_id: str) -> None:
         if carries_offsets(broker, producer_id):
             commits.append(producer_id)
-        if len(commits) == 3 and not successor:
-            successor.append(start(settings, policy))
-            broker.wait_for(lambda: broker.epochs[producer_id] == 1)
+        if len(commits) == 3 and broker.epochs[producer_id] == 0:
+            broker.transactional_producer(settings).init_transactions()
 
-    commits: list[str] = []
     broker.before_commit = fence_at_the_third_commit
     with capture_logs() as logs:
         zombie = start(settings, policy)
         zombie.join()
+    start(settings.model_copy(update={"instance_id": "b"}), policy)
     broker.wait_for(caught_up(broker, settings))
 
     assert isinstance(zombie.error, ProducerFencedError)

@@ -35,7 +35,9 @@ from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
 from cmdb_worker.worker.engine import governance, history, lessons, sources, suppressions
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.cmdb import Cmdb, EdgeData, interned
-from cmdb_worker.worker.engine.identities import IdentityBatch
+from cmdb_worker.worker.engine.deadlines import DeadlineIndex
+from cmdb_worker.worker.engine.identities import AppliedEvents, IdentityBatch
+from cmdb_worker.worker.engine.open_changes import OpenChanges
 from cmdb_worker.worker.engine.state import (
     CHANGE,
     DORA_TEAM,
@@ -196,14 +198,18 @@ def rebuild(engine: Engine, entries: Iterable[Entry]) -> int:
     """Restore ``engine`` from changelog entries (in log order) in one streaming pass: each
     value is parsed, applied and dropped, a later value of a key replacing the earlier one, as
     compaction keeps the last; returns how many keys are live."""
-    restoring = _Restoring(engine)
+    restoring = Restoring(engine)
     for key, value in entries:
         restoring.put(key, value)
     return restoring.finish()
 
 
-class _Restoring:
-    """A rebuild in progress: what is needed to apply one changelog record after another."""
+class Restoring:
+    """A rebuild in progress: what is needed to apply one changelog record after another.
+
+    It may go on after ``finish``: a standby keeps putting the records it tails, and calls
+    ``finish`` again when it takes over, which derives everything anew from what is applied.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -243,16 +249,25 @@ class _Restoring:
             self.batches[batch_id] = _batch_from(batch_id, value)
 
     def finish(self) -> int:
-        """Re-arm every deadline and derived index once all records are in; the live keys."""
+        """Re-arm every deadline and derived index once all records are in; the live keys.
+        Anything derived before (an earlier ``finish``) is dropped first, not added to."""
         engine, cmdb = self.engine, self.engine.state.cmdb
+        _drop_derived(engine)
         with engine.state.deadlines.batched():
             for record in cmdb.records():
                 engine.reschedule(record)
             _schedule_models(engine.state)
-        cmdb.take_dirty()
+        engine.state.take_dirty()
         engine.applied.restore(self.batches.values())
         models = sum(len(_store(engine.state, kind)) for kind in MODEL_STORES)
         return len(cmdb.retired) + sum(1 for _ in cmdb.records()) + models + len(self.batches)
+
+
+def _drop_derived(engine: Engine) -> None:
+    """Forget the deadlines, open-changes index and applied-event identities ``finish`` derives."""
+    engine.state.deadlines = DeadlineIndex()
+    engine.state.open_changes = OpenChanges()
+    engine.applied = AppliedEvents(engine.applied.window)
 
 
 def _schedule_models(state: State) -> None:

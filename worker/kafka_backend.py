@@ -1,14 +1,23 @@
 """The ``kafka_port`` protocols on kafka-python, with the clients ``kafka_clients`` configures."""
 
-from collections.abc import Callable, Iterator, Mapping
+import contextlib
+from collections.abc import Callable, Mapping
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, ProducerFencedError
+from kafka.errors import (
+    InvalidProducerEpochError,
+    KafkaError,
+    ProducerFencedError,
+    UnknownTopicOrPartitionError,
+)
 from kafka.structs import OffsetAndMetadata
 
 from cmdb_worker.worker import kafka_clients
-from cmdb_worker.worker.kafka_port import Batch, Headers, InputRecord, RebalanceListener
+from cmdb_worker.worker.assignment import ActiveStandbyAssignor
+from cmdb_worker.worker.kafka_port import Batch, Headers, RebalanceListener
 from cmdb_worker.worker.settings import Settings
+
+FENCED = (ProducerFencedError, InvalidProducerEpochError)
 
 
 class KafkaBackend:
@@ -20,11 +29,18 @@ class KafkaBackend:
     def transactional_producer(self, settings: Settings) -> "KafkaTransactionalProducer":
         return KafkaTransactionalProducer(kafka_clients.transactional_producer(settings))
 
-    def input_consumer(self, settings: Settings) -> "KafkaInputConsumer":
-        return KafkaInputConsumer(kafka_clients.input_consumer(settings))
+    def input_consumer(
+        self, settings: Settings, caught_up: Callable[[], bool]
+    ) -> "KafkaInputConsumer":
+        assignor = ActiveStandbyAssignor(caught_up)
+        return KafkaInputConsumer(kafka_clients.input_consumer(settings, assignor))
 
     def state_reader(self, settings: Settings) -> "KafkaStateReader":
-        return KafkaStateReader(kafka_clients.state_consumer(settings))
+        return KafkaStateReader(kafka_clients.state_consumer(settings), settings.topic_state)
+
+    def leave_group(self, settings: Settings) -> None:
+        with contextlib.suppress(KafkaError):  # a courtesy: the session ends it anyway
+            kafka_clients.leave_group(settings)
 
 
 class KafkaInputConsumer:
@@ -46,6 +62,15 @@ class KafkaInputConsumer:
 
     def group_metadata(self) -> object:
         return self.consumer.group_metadata()
+
+    def seek_to_committed(self) -> None:
+        """Whatever was fetched before: the previous active's last transaction is final now."""
+        for partition in self.consumer.assignment():
+            committed = self.consumer.committed(partition)
+            if committed is None:
+                self.consumer.seek_to_beginning(partition)
+            else:
+                self.consumer.seek(partition, committed)
 
     def position(self, partition: TopicPartition) -> int:
         position: int = self.consumer.position(partition)
@@ -70,6 +95,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.listener.on_partitions_assigned(assigned)
+
+    def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
+        self.listener.on_partitions_lost(lost)
 
 
 class KafkaTransactionalProducer:
@@ -127,27 +155,38 @@ class KafkaTransactionalProducer:
             raise
 
     def _raise_if_fenced(self, error: KafkaError) -> None:
-        if isinstance(self.producer._transaction_manager.last_error, ProducerFencedError):
+        """A stale epoch is fencing too: the epoch is never bumped (``kafka_clients``), so a
+        newer producer of the id is what made it stale."""
+        last = self.producer._transaction_manager.last_error
+        if isinstance(last, FENCED) or isinstance(error, FENCED):
             raise ProducerFencedError(self.transactional_id) from error
 
 
 class KafkaStateReader:
-    """A group-less ``KafkaConsumer`` that reads whole topics."""
+    """A group-less ``KafkaConsumer`` on every partition of one topic, from the beginning."""
 
-    def __init__(self, consumer: KafkaConsumer) -> None:
+    def __init__(self, consumer: KafkaConsumer, topic: str) -> None:
         self.consumer = consumer
+        self.partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not self.partitions:  # a reader of nothing would stand by on an empty graph for good
+            consumer.close()
+            raise UnknownTopicOrPartitionError(f"no partitions of the state topic {topic}")
+        consumer.assign(self.partitions)
+        consumer.seek_to_beginning(*self.partitions)
 
-    def read_to_end(self, topic: str, alive: Callable[[], None]) -> Iterator[InputRecord]:
-        consumer = self.consumer
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        while any(consumer.position(p) < end[p] for p in partitions):
-            batch = consumer.poll(timeout_ms=1000)
-            alive()
-            for records in batch.values():
-                yield from records
+    def poll(self, timeout_ms: int) -> Batch:
+        batch: Batch = self.consumer.poll(timeout_ms=timeout_ms)
+        return batch
+
+    def end_offsets(self) -> Mapping[TopicPartition, int]:
+        ends: Mapping[TopicPartition, int] = self.consumer.end_offsets(self.partitions)
+        return ends
+
+    def position(self, partition: TopicPartition) -> int:
+        position: int = self.consumer.position(partition)
+        return position
 
     def close(self) -> None:
         self.consumer.close()

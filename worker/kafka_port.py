@@ -11,7 +11,7 @@ transactional id (fatal: this one is a zombie), any other ``KafkaError`` when a 
 could not commit (abort it before anything else).
 """
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from cmdb_worker.worker.settings import Settings
@@ -49,6 +49,8 @@ class RebalanceListener(Protocol):
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None: ...
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None: ...
+    def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
+        """The group went on without this member (its session expired): nothing to commit."""
 
 
 class InputConsumer(Protocol):
@@ -58,6 +60,9 @@ class InputConsumer(Protocol):
     def poll(self, timeout_ms: int) -> Batch: ...
     def group_metadata(self) -> object:
         """What ``send_offsets_to_transaction`` needs to fence a consumer that left the group."""
+
+    def seek_to_committed(self) -> None:
+        """Put every assigned partition at the group's committed offset (or the beginning)."""
 
     def position(self, partition: TopicPartition) -> int: ...
     def highwater(self, partition: TopicPartition) -> int | None: ...
@@ -92,12 +97,14 @@ class TransactionalProducer(Sender, Protocol):
 
 
 class StateReader(Protocol):
-    """A group-less read_committed reader of a whole topic."""
+    """A group-less read_committed reader of every partition of the state topic, from its
+    beginning: the start-up rebuild, a standby's tail and a takeover's catch-up."""
 
-    def read_to_end(self, topic: str, alive: Callable[[], None]) -> Iterator[InputRecord]:
-        """Every partition's records from the beginning to the end offsets as of the call;
-        ``alive()`` after every fetch (a long read is progress, not a hang)."""
+    def poll(self, timeout_ms: int) -> Batch: ...
+    def end_offsets(self) -> Mapping[TopicPartition, int]:
+        """Every partition's end (its last stable offset), as of the call."""
 
+    def position(self, partition: TopicPartition) -> int: ...
     def close(self) -> None: ...
 
 
@@ -108,5 +115,10 @@ class KafkaPort(Protocol):
         """Check the existing topics and create the missing ones; the names it created."""
 
     def transactional_producer(self, settings: Settings) -> TransactionalProducer: ...
-    def input_consumer(self, settings: Settings) -> InputConsumer: ...
+    def input_consumer(self, settings: Settings, caught_up: Callable[[], bool]) -> InputConsumer:
+        """A member of the input group, in which one member gets every partition (the active);
+        ``caught_up()`` says whether this one's state could take the role over now."""
+
     def state_reader(self, settings: Settings) -> StateReader: ...
+    def leave_group(self, settings: Settings) -> None:
+        """Take this member out of the group at once, so another takes over without waiting."""

@@ -29,7 +29,7 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -118,11 +118,18 @@ class MemoryBroker:
     def transactional_producer(self, settings: Settings) -> "MemoryProducer":
         return MemoryProducer(self, transactional_id(settings))
 
-    def input_consumer(self, settings: Settings) -> "MemoryConsumer":
+    def input_consumer(
+        self, settings: Settings, caught_up: Callable[[], bool] = lambda: True
+    ) -> "MemoryConsumer":
+        """A member of the group; the earliest member still in it is the active (gets every
+        partition), as the real assignor keeps a current active (``caught_up`` is not asked)."""
         return MemoryConsumer(self, settings.group_id, settings.max_poll_records)
 
     def state_reader(self, settings: Settings) -> "MemoryStateReader":
-        return MemoryStateReader(self)
+        return MemoryStateReader(self, settings.topic_state)
+
+    def leave_group(self, settings: Settings) -> None:
+        """A memory consumer leaves its group when it closes."""
 
     # ---------------------------------------------------------------- for tests
     def create_topic(self, name: str, partitions: int) -> None:
@@ -163,6 +170,11 @@ class MemoryBroker:
             return {
                 partition: len(self.logs[partition]) for partition in self.topic_partitions(topic)
             }
+
+    def last_stable_offset(self, partition: TopicPartition) -> int:
+        """Where a read_committed reader stops: the first record of a still open transaction."""
+        log = self.logs[partition]
+        return next((n for n, entry in enumerate(log) if entry.status == "open"), len(log))
 
     def rebalance(self, group_id: str) -> None:
         """Start a rebalance of the group, as a member joining or leaving would."""
@@ -289,7 +301,7 @@ class MemoryBroker:
                 {p for m in group.members for t in m.topics for p in self.topic_partitions(t)}
             )
             group.assignment = {
-                m: partitions[n :: len(group.members)] for n, m in enumerate(group.members)
+                m: partitions if n == 0 else [] for n, m in enumerate(group.members)
             }
             self.lock.notify_all()
 
@@ -359,6 +371,13 @@ class MemoryConsumer:
 
     def group_metadata(self) -> object:
         return _GroupMetadata(self.group_id, self.generation, self)
+
+    def seek_to_committed(self) -> None:
+        with self.broker.lock:
+            committed = self.broker.group(self.group_id).committed
+            self.positions = {
+                partition: committed.get(partition, 0) for partition in self.positions
+            }
 
     def position(self, partition: TopicPartition) -> int:
         return self.positions[partition]
@@ -456,15 +475,27 @@ class MemoryProducer:
 
 
 class MemoryStateReader:
-    """A group-less read_committed reader (``kafka_port.StateReader``)."""
+    """A group-less read_committed reader of every partition of a topic (``StateReader``)."""
 
-    def __init__(self, broker: MemoryBroker) -> None:
+    def __init__(self, broker: MemoryBroker, topic: str) -> None:
         self.broker = broker
+        self.positions = dict.fromkeys(broker.topic_partitions(topic), 0)
 
-    def read_to_end(self, topic: str, alive: Callable[[], None]) -> Iterator[InputRecord]:
-        records = self.broker.read_committed(topic)
-        alive()
-        return iter(records)
+    def poll(self, timeout_ms: int) -> Batch:
+        batch: dict[TopicPartition, list[InputRecord]] = {}
+        with self.broker.lock:
+            for partition, position in self.positions.items():
+                records, self.positions[partition] = self.broker.fetch(partition, position, 5000)
+                if records:
+                    batch[partition] = list(records)
+        return batch
+
+    def end_offsets(self) -> Mapping[TopicPartition, int]:
+        with self.broker.lock:
+            return {p: self.broker.last_stable_offset(p) for p in self.positions}
+
+    def position(self, partition: TopicPartition) -> int:
+        return self.positions[partition]
 
     def close(self) -> None:
         """Nothing to release."""

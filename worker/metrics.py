@@ -203,7 +203,19 @@ class Metrics:
         self.state_rebuild_seconds: Final = _gauge(
             r, "state_rebuild_seconds", "Time the last state rebuild took."
         )
-        self.ready: Final = _gauge(r, "ready", "1 when state is rebuilt and partitions assigned.")
+        self.ready: Final = _gauge(
+            r,
+            "ready",
+            "1 when state is rebuilt and the replica is in the group (active or standby).",
+        )
+        self.active: Final = _gauge(
+            r,
+            "active",
+            "1 on the replica that holds the input partitions and judges; 0 on standbys.",
+        )
+        self.state_lag: Final = _gauge(
+            r, "state_lag", "A standby's records of the state topic not yet applied."
+        )
         self.build_info: Final = _gauge(r, "build_info", "Build information.", "version")
         self.build_info.labels(version=version or package_version()).set(1)
         self.memory_limit_bytes: Final = _gauge(
@@ -340,5 +352,12 @@ class Metrics:
         self.memory_limit_bytes.set(limit_bytes)
 
     def set_ready(self, ready: bool) -> None:
-        """Set readiness: 1 when state is rebuilt and partitions are assigned."""
+        """Set readiness: 1 when state is rebuilt and the replica is in the group."""
         self.ready.set(1 if ready else 0)
+
+    def set_active(self, active: bool) -> None:
+        """1 once this replica has taken the active role over."""
+        self.active.set(1 if active else 0)
+
+    def set_state_lag(self, records: int) -> None:
+        self.state_lag.set(records)

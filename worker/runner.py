@@ -6,6 +6,10 @@ any point leaves either all of a batch's effects or none. On start the state is 
 the changelog before any input is read. The clients come from a ``KafkaPort``: kafka-python's
 (``KafkaBackend``) unless another is given, such as ``memory_kafka``'s broker in unit tests.
 
+Replicas share one consumer group: the active one holds every input partition and judges, the
+others stand by, applying the changelog as it is written (``state_tail``), and one of them
+takes over when the active goes (``takeover``, ``assignment``).
+
 What goes wrong, and what the loop does:
 
 - Invalid input (a poison message): it goes untouched to the dead-letter topic, with headers
@@ -18,11 +22,12 @@ What goes wrong, and what the loop does:
   the batch made, with its offsets, go again in a new transaction. If that commit fails too,
   ``run()`` raises: the restarted worker rebuilds from the changelog, where the batch is not,
   and consumes from the committed offsets, so nothing is dropped and nothing doubled.
-- Fenced: another producer called ``init_transactions`` with this transactional id (this
-  replica's replacement), and the broker aborted this one's open transaction. This one is a
-  zombie and learns it at its next write (a tick that changed nothing writes nothing): it logs
+- Fenced: another replica took the active role over (it called ``init_transactions`` with the
+  role's one transactional id), and the broker aborted this one's open transaction. This one is
+  a zombie and learns it at its next write (a tick that changed nothing writes nothing): it logs
   ``producer_fenced`` naming the id and ``run()`` raises ``ProducerFencedError``
-  (``cmdb-worker run`` exits 1, the orchestrator restarts it).
+  (``cmdb-worker run`` exits 1, the orchestrator restarts it as a standby). Losing the
+  partitions in a rebalance raises ``ActiveRoleLost`` alike.
 """
 
 import signal
@@ -39,6 +44,7 @@ from cmdb_worker.worker import changelog, tickets
 from cmdb_worker.worker.clock import Clock, EventClock, WallClock
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.kafka_backend import KafkaBackend
+from cmdb_worker.worker.kafka_clients import transactional_id
 from cmdb_worker.worker.kafka_port import (
     Batch,
     Headers,
@@ -53,10 +59,16 @@ from cmdb_worker.worker.logs import get_logger
 from cmdb_worker.worker.metrics import Metrics
 from cmdb_worker.worker.processing import Outcome, process
 from cmdb_worker.worker.settings import Settings
+from cmdb_worker.worker.state_tail import StateTail
 from cmdb_worker.worker.status import count_finding, refresh_state_gauges
+from cmdb_worker.worker.takeover import ActiveRole
 
 log = get_logger("cmdb_worker.run")
 DLQ_HEADERS = ("cmdb_dlq_reason", "cmdb_dlq_topic", "cmdb_dlq_partition", "cmdb_dlq_offset")
+STANDBY_INPUT_POLL_MS = 50
+"""A standby polls the group only to heartbeat and hear of a rebalance; it waits on the state."""
+CAUGHT_UP_RECORDS = 1000
+"""A standby this close to the state topic's end tells the group it is caught up."""
 
 
 class Runner:
@@ -74,28 +86,30 @@ class Runner:
         self.stopping = threading.Event()
         self.rebuilt = False
         self.assigned: set[TopicPartition] = set()
+        self.joined = False
+        self.caught_up = False
         self.last_progress = time.monotonic()
 
     @property
     def ready(self) -> bool:
-        return self.rebuilt and bool(self.assigned)
+        """Rebuilt and in the group: active, or a standby serving reads from the whole graph."""
+        return self.rebuilt and self.joined
 
     def run(self) -> None:
-        """Rebuild, then consume until ``stop()``; SIGTERM and SIGINT call ``stop()``."""
+        """Rebuild, then judge or stand by until ``stop()``; SIGTERM and SIGINT call ``stop()``."""
         log.info("topics_created", topics=self.kafka.prepare_topics(self.settings))
-        producer = self.kafka.transactional_producer(self.settings)
-        producer.init_transactions()  # first: a dead predecessor's last commit lands before rebuild
         self._alive()
-        self.rebuild()
-        consumer = self.kafka.input_consumer(self.settings)
-        consumer.subscribe(self.settings.input_topics, _Rebalance(self))
+        tail = self.rebuild()
+        role = ActiveRole(self.settings, self.kafka, tail, self.metrics)
+        consumer = self.kafka.input_consumer(self.settings, lambda: self.caught_up)
+        consumer.subscribe(self.settings.input_topics, _Rebalance(self, role))
         try:
-            self._loop(consumer, producer)
+            self._loop(consumer, role, tail)
         except ProducerFencedError:
-            log.error("producer_fenced", transactional_id=producer.transactional_id)
+            log.error("producer_fenced", transactional_id=transactional_id(self.settings))
             raise
         finally:
-            self._close(consumer, producer)
+            self._close(consumer, role, tail)
 
     def stop(self, signum: int | None = None, _: FrameType | None = None) -> None:
         log.info("stopping", signal=signum)
@@ -105,14 +119,12 @@ class Runner:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
 
-    def rebuild(self) -> None:
+    def rebuild(self) -> StateTail:
+        """Read the whole changelog into the engine; the tail that goes on reading it."""
         started = time.monotonic()
-        reader = self.kafka.state_reader(self.settings)
-        try:
-            records = reader.read_to_end(self.settings.topic_state, self._alive)
-            live = changelog.rebuild(self.engine, (_entry(record) for record in records))
-        finally:
-            reader.close()
+        tail = StateTail(self.kafka.state_reader(self.settings), self.engine, self.lock)
+        tail.catch_up(self._alive)
+        live = tail.rearm()
         seconds = time.monotonic() - started
         self.metrics.set_state_rebuild_seconds(seconds)
         self.clock.now(self.engine.applied.last_applied_at)  # an event clock resumes there
@@ -123,21 +135,45 @@ class Runner:
             cis=self.engine.state.cmdb.graph.number_of_nodes(),
             seconds=round(seconds, 3),
         )
+        self.caught_up = True
+        return tail
 
-    def _loop(self, consumer: InputConsumer, producer: TransactionalProducer) -> None:
+    def _loop(self, consumer: InputConsumer, role: ActiveRole, tail: StateTail) -> None:
         next_tick = next_refresh = 0.0
         while not self.stopping.is_set():
-            batch = consumer.poll(timeout_ms=self.settings.poll_timeout_ms)
-            tick_due = time.monotonic() >= next_tick
-            if batch or tick_due:
-                with self.lock:
-                    self._transact(consumer, producer, batch, tick_due)
-            if tick_due:
-                next_tick = time.monotonic() + self.settings.tick_seconds
+            timeout = self.settings.poll_timeout_ms if role.active else STANDBY_INPUT_POLL_MS
+            batch = consumer.poll(timeout_ms=timeout)
+            if role.take_over_if_granted(consumer, self.engine, self.clock, self._alive):
+                continue  # that batch was fetched before the fencing: read again from the seek
+            if role.producer is None:
+                self._stand_by(tail)
+            else:
+                next_tick = self._judge(consumer, role.producer, batch, next_tick)
             if time.monotonic() >= next_refresh:
                 next_refresh = time.monotonic() + self.settings.gauge_refresh_seconds
-                self._refresh_gauges(consumer)
+                self._refresh_gauges(consumer, role.active)
             self._progressed()
+
+    def _judge(
+        self,
+        consumer: InputConsumer,
+        producer: TransactionalProducer,
+        batch: Batch,
+        next_tick: float,
+    ) -> float:
+        """One transaction for the batch and, when due, a tick; returns when the next is due."""
+        tick_due = time.monotonic() >= next_tick
+        if batch or tick_due:
+            with self.lock:
+                self._transact(consumer, producer, batch, tick_due)
+        return time.monotonic() + self.settings.tick_seconds if tick_due else next_tick
+
+    def _stand_by(self, tail: StateTail) -> None:
+        """Apply what the active wrote to the changelog; say how far behind that leaves us."""
+        tail.poll(self.settings.poll_timeout_ms)
+        lag = tail.lag()
+        self.caught_up = lag <= CAUGHT_UP_RECORDS
+        self.metrics.set_state_lag(lag)
 
     def _transact(
         self, consumer: InputConsumer, producer: TransactionalProducer, batch: Batch, tick: bool
@@ -210,9 +246,10 @@ class Runner:
             offset=record.offset,
         )
 
-    def _refresh_gauges(self, consumer: InputConsumer) -> None:
-        with self.lock:
-            refresh_state_gauges(self.engine, self.metrics, self.clock.now())
+    def _refresh_gauges(self, consumer: InputConsumer, active: bool) -> None:
+        if active:  # a standby holds the same state: exported once, or sums would count it twice
+            with self.lock:
+                refresh_state_gauges(self.engine, self.metrics, self.clock.now())
         for partition in list(self.assigned):
             highwater = consumer.highwater(partition)
             if highwater is not None:
@@ -228,18 +265,23 @@ class Runner:
         self.last_progress = time.monotonic()
         self.metrics.progressed(datetime.now(UTC).timestamp())
 
-    def _close(self, consumer: InputConsumer, producer: TransactionalProducer) -> None:
+    def _close(self, consumer: InputConsumer, role: ActiveRole, tail: StateTail) -> None:
         grace = self.settings.shutdown_grace_seconds
         consumer.close()
-        producer.close(timeout=grace / 2)
+        role.close(timeout=grace / 2)
+        tail.close()
+        if self.stopping.is_set():  # a graceful stop: let another replica take over at once
+            self.kafka.leave_group(self.settings)
         log.info("stopped")
 
 
 class _Rebalance:
-    """Rebalance callbacks: wait for the batch in hand to commit before partitions go."""
+    """Rebalance callbacks: wait for the batch in hand to commit before partitions go, and
+    tell the active role what the group decided (it acts on it in the loop)."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, role: ActiveRole) -> None:
         self.runner = runner
+        self.role = role
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         with self.runner.lock:
@@ -249,8 +291,16 @@ class _Rebalance:
         log.info("partitions_revoked", partitions=[str(p) for p in revoked])
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.runner.assigned |= set(assigned)
+        self.runner.assigned = set(assigned)  # eager rebalancing: the whole assignment
+        self.runner.joined = True
+        self.role.assigned(set(assigned))
         log.info("partitions_assigned", partitions=[str(p) for p in assigned])
+
+    def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
+        """The group went on without this replica (its session expired): another may be active."""
+        self.on_partitions_revoked(lost)
+        self.role.assigned(set())
+        log.warning("partitions_lost", partitions=[str(p) for p in lost])
 
 
 def _record_time(record: InputRecord) -> datetime | None:
@@ -298,7 +348,3 @@ def _commit(transaction: _Transaction, group_metadata: object) -> None:
         log.warning("transaction_aborted", error=repr(error), records=len(transaction.sent))
         transaction.again(group_metadata)
         log.info("transaction_committed_again", records=len(transaction.sent))
-
-
-def _entry(record: InputRecord) -> changelog.Entry:
-    return (record.key or b"").decode(), record.value

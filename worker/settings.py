@@ -33,9 +33,11 @@ class Settings(BaseSettings):
     bootstrap_servers: str = "localhost:9092"
     """Comma-separated host:port list of the Kafka cluster."""
     group_id: str = "cmdb-worker"
-    """Consumer group of the input topics; also the stem of the transactional id."""
+    """Consumer group of the input topics (every replica joins it); also the stem of the active
+    replica's transactional id, ``<group_id>-active``."""
     instance_id: str = Field(default_factory=lambda: os.environ.get("HOSTNAME", "local"))
-    """This replica's name (the pod name in Kubernetes); makes the transactional id unique."""
+    """This replica's name (the pod name in Kubernetes): its static group membership
+    (group.instance.id), so a restarted container resumes its place in the group."""
     policy: Path | None = None
     """Policy YAML; the packaged ``rules/policy.yaml`` when unset."""
     http_port: int = Field(default=9108, ge=0, le=65535)
@@ -55,9 +57,10 @@ class Settings(BaseSettings):
     """CA bundle that signs the brokers' TLS certificates."""
     connect_timeout_seconds: float = Field(default=30.0, gt=0)
     """At start: how long to keep trying to reach and log in to the cluster before giving up."""
-    session_timeout_seconds: float = Field(default=45.0, ge=6, le=1800)
-    """How long the group waits for a silent replica (one killed with -9) before reassigning
-    its partitions; the broker's group.min/max.session.timeout.ms bound it."""
+    session_timeout_seconds: float = Field(default=10.0, ge=6, le=1800)
+    """How long the group waits for a silent replica (one killed with -9) before a standby takes
+    its partitions over: most of a failover; the broker's group.min/max.session.timeout.ms
+    bound it. A graceful stop leaves the group at once."""
 
     topic_discovery: str = "cmdb.discovery"
     """Input: discovery events (cmdb.ci.observed, cmdb.ci.retired, cmdb.scan.completed)."""
