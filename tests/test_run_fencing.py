@@ -16,10 +16,11 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 def test_a_worker_whose_transactional_id_is_taken_exits_1_naming_it(
     kafka_bootstrap: str, unique_name: str, worker: Callable[[dict[str, str]], WorkerProcess]
 ) -> None:
-    """A second worker with the same group and instance id (so the same transactional id)
-    fences the first, which learns it at its next write (its idle ticks write nothing): the
-    first then logs producer_fenced with the id and exits 1, and the second takes the
-    partitions over and applies the event the first could not commit."""
+    """A second worker with the same group and instance id replaces the first as the group's
+    static member, takes the active role over and so fences the first's producer (the role's
+    one transactional id); the first learns it at its next write (its idle ticks write
+    nothing), logs producer_fenced with the id and exits 1, and the second applies the event
+    the first could not commit."""
     topics = WorkerTopics(unique_name)
     topics.create(kafka_bootstrap)
     env = worker_env(kafka_bootstrap, topics)
@@ -32,7 +33,7 @@ def test_a_worker_whose_transactional_id_is_taken_exits_1_naming_it(
     assert first.wait_exit(timeout=90) == 1
     fenced = [event for event in first.log_events() if event.get("event") == "producer_fenced"]
     assert [(event["level"], event["transactional_id"]) for event in fenced] == [
-        ("error", f"{unique_name}-group-w1")
+        ("error", f"{unique_name}-group-active")
     ]
     second.wait_ready()
     deadline = time.monotonic() + 60

@@ -35,7 +35,6 @@ from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
 from cmdb_worker.worker.engine import governance, history, lessons, sources, suppressions
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.cmdb import Cmdb, EdgeData, interned
-from cmdb_worker.worker.engine.deadlines import DeadlineIndex
 from cmdb_worker.worker.engine.identities import AppliedEvents, IdentityBatch
 from cmdb_worker.worker.engine.open_changes import OpenChanges
 from cmdb_worker.worker.engine.state import (
@@ -265,7 +264,7 @@ class Restoring:
 
 def _drop_derived(engine: Engine) -> None:
     """Forget the deadlines, open-changes index and applied-event identities ``finish`` derives."""
-    engine.state.deadlines = DeadlineIndex()
+    engine.state.deadlines.clear()
     engine.state.open_changes = OpenChanges()
     engine.applied = AppliedEvents(engine.applied.window)
 

@@ -21,6 +21,11 @@ class DeadlineIndex:
     def __len__(self) -> int:
         return len(self._current)
 
+    def clear(self) -> None:
+        """Forget every deadline, in place: the graph's bookkeeping holds this very index."""
+        self._heap.clear()
+        self._current.clear()
+
     def schedule(self, key: str, kind: str, deadline: datetime) -> None:
         at = deadline.timestamp()
         if self._current.get((key, kind)) == at:
