@@ -185,11 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     result = measure(args.bootstrap, args.repetitions, args.rate, args.cis)
-    if args.json:
-        print(json.dumps(result))
-        return
-    for key, value in result.items():
-        print(f"{key:24} {value}")
+    scale.print_result(result, args.json)
 
 
 if __name__ == "__main__":

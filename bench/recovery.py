@@ -13,7 +13,6 @@ memory. The topic's size on the broker comes from the admin API (``describe_log_
 
 import argparse
 import gc
-import json
 import tempfile
 import time
 import uuid
@@ -123,11 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     result = measure(args.bootstrap, args.cis, args.repetitions)
-    if args.json:
-        print(json.dumps(result))
-        return
-    for key, value in result.items():
-        print(f"{key:16} {value}")
+    scale.print_result(result, args.json)
 
 
 if __name__ == "__main__":
