@@ -119,7 +119,8 @@ def failover_once(group: Group) -> tuple[float, float]:
     while all(metric(r, "cmdb_worker_events_consumed_total") <= b
               for r, b in zip(survivors, before, strict=True)):  # fmt: skip
         if time.monotonic() - killed_at > 180:
-            raise TimeoutError("no replica took over within 180 s")
+            tails = "\n".join(replica.tail() for replica in survivors)
+            raise TimeoutError(f"no replica took over within 180 s; the survivors' logs:\n{tails}")
         time.sleep(POLL_SECONDS)
     seconds = time.monotonic() - killed_at
     takeover = max(_last_takeover_seconds(r) for r in survivors)
