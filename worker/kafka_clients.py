@@ -49,7 +49,7 @@ def input_consumer(settings: Settings, assignor: AbstractPartitionAssignor) -> K
     membership) whose group is assigned by ``assignor`` alone (``worker.assignment``).
     """
     session_ms = int(settings.session_timeout_seconds * 1000)
-    return KafkaConsumer(
+    consumer = KafkaConsumer(
         **security_config(settings),
         group_id=settings.group_id,
         group_instance_id=settings.instance_id,
@@ -62,6 +62,40 @@ def input_consumer(settings: Settings, assignor: AbstractPartitionAssignor) -> K
         session_timeout_ms=session_ms,
         heartbeat_interval_ms=session_ms // HEARTBEATS_PER_SESSION,
     )
+    _keep_a_finished_join(consumer)
+    return consumer
+
+
+def _keep_a_finished_join(consumer: KafkaConsumer) -> None:
+    """Let the next ``poll`` take a group join that finished while no ``poll`` waited for it.
+
+    kafka-python 3.0.12 runs each JoinGroup/SyncGroup round trip as a task on its IO thread. A
+    ``poll`` that times out first leaves the task running; the next ``poll`` finds it finished
+    and schedules a new one, dropping the assignment it brought. A leader's new JoinGroup starts
+    another rebalance, so a leader that keeps missing its join (a standby waits mostly on the
+    state topic, polling its input briefly) rebalances the group every second and the
+    partitions never reach anyone (``tests/test_group_join.py``). Here the new round trip hands
+    back the finished one's assignment instead of sending a JoinGroup; the assignment is
+    forgotten once the join is completed with it.
+    """
+    coordinator = consumer._coordinator
+    join_and_sync = coordinator._do_join_and_sync_async
+    complete = coordinator._on_join_complete_async
+    unclaimed: list[bytes] = []
+
+    async def join_once() -> bytes:
+        if unclaimed:
+            return unclaimed.pop()
+        assignment: bytes = await join_and_sync()
+        unclaimed.append(assignment)
+        return assignment
+
+    async def on_join_complete(*args: Any, **kwargs: Any) -> Any:
+        unclaimed.clear()
+        return await complete(*args, **kwargs)
+
+    coordinator._do_join_and_sync_async = join_once
+    coordinator._on_join_complete_async = on_join_complete
 
 
 LEAVE_TIMEOUT_MS = 5000
