@@ -1,13 +1,20 @@
 """A standby's engine: rebuilt at start, then fed the changelog as it is written, then re-armed
 at takeover, it is exactly the engine a rebuild of the whole changelog makes, and judges alike."""
 
+import json
+import threading
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.worker import changelog
+from cmdb_worker.worker.api import Api
 from cmdb_worker.worker.clock import EventClock
 from cmdb_worker.worker.engine.apply import Engine
+from cmdb_worker.worker.ui import Ui
+from tests.events import at
 from tests.test_changelog import SAMPLE, findings_of, replay_with_changelog
 from tests.test_changelog_roundtrip import _state_of
 
@@ -68,6 +75,40 @@ def test_records_applied_again_change_nothing() -> None:
     twice = standby(entries, entries)
     assert _state_of(twice) == _state_of(rebuilt(entries))
     assert derived(twice) == derived(rebuilt(entries))
+
+
+def _withheld_target(entries: list[changelog.Entry]) -> tuple[str, str]:
+    """A CI with an edge, and the key of that edge's target (whose record can come later)."""
+    values = dict(entries)
+    for key, value in values.items():
+        if key.startswith(changelog.CI_PREFIX) and value is not None:
+            for target in json.loads(value).get("edges", {}):
+                if values.get(changelog.CI_PREFIX + target) is not None:
+                    return key.removeprefix(changelog.CI_PREFIX), changelog.CI_PREFIX + target
+    raise AssertionError("no edge in the sample's changelog")
+
+
+def test_an_edge_read_before_its_target_record_is_a_bare_node_not_a_crash() -> None:
+    """A rebuild that reads a CI's edge before its target's record (a read of the state topic
+    that ends between two partitions' commit markers; a standby mid-tail) re-arms what it has,
+    does not count the target among the CIs, shows it as a bare neighbour, and holds it once
+    its record arrives."""
+    _, entries = sample_changelog()
+    origin, target = _withheld_target(entries)
+    early = standby(
+        [entry for entry in entries if entry[0] != target],
+        [entry for entry in entries if entry[0] == target],
+    )
+    partial = rebuilt([entry for entry in entries if entry[0] != target])
+    target_id = target.removeprefix(changelog.CI_PREFIX)
+    assert target_id in partial.state.cmdb.graph
+    assert partial.state.cmdb.get(target_id) is None
+    assert target_id not in {record.id for record in partial.state.cmdb.records()}
+    api = Api(partial, threading.RLock(), lambda: at(days=3))
+    status, _, body = Ui(api).get("ci/" + quote(origin, safe=""), {})
+    assert status == HTTPStatus.OK and target_id in body.decode()
+    assert _state_of(early) == _state_of(rebuilt(entries))
+    assert derived(early) == derived(rebuilt(entries))
 
 
 def test_the_new_active_judges_the_rest_as_an_unbroken_run(tmp_path: Path) -> None:

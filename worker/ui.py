@@ -94,7 +94,9 @@ class Ui:
         graph = self.api.engine.state.cmdb.graph
 
         def neighbour(ci_id: str) -> Doc:
-            record = graph.nodes[ci_id]["ci"]
+            record = graph.nodes[ci_id].get("ci")  # None: its record not read yet (a standby)
+            if record is None:
+                return {"id": ci_id, "criticality": None, "stale": False}
             return {"id": ci_id, "criticality": record.criticality, "stale": record.stale}
 
         relations = [{"type": r["type"], "target": neighbour(r["target"])} for r in ci["relations"]]

@@ -66,8 +66,10 @@ class Cmdb:
         return self.aliases.get(ci_id, ci_id)
 
     def get(self, ci_id: CIId) -> CIRecord | None:
+        """The CI's record; None if unknown, or if only other CIs' edges name it so far (a
+        changelog read can bring an edge before its target's record)."""
         node = self.graph.nodes.get(self.resolve(ci_id))
-        return node["ci"] if node else None
+        return node.get("ci") if node else None
 
     def first_seen(self, ci_id: CIId) -> datetime | None:
         """When the CI (in the graph now, by its own id) was first observed, if ever."""
@@ -81,8 +83,10 @@ class Cmdb:
         return record if record is not None and record.id == ci_id else None
 
     def records(self) -> Iterator[CIRecord]:
+        """Every CI's record (a node only edges name, its record not read yet, has none)."""
         for _, data in self.graph.nodes(data="ci"):
-            yield data
+            if data is not None:
+                yield data
 
     def is_retired(self, ci_id: CIId, at: datetime) -> bool:
         retired_at = self.retired.get(self.resolve(ci_id))
