@@ -9,7 +9,7 @@ the survivors' ``cmdb_worker_events_consumed_total`` (standbys consume nothing) 
 them has judged an event: that is the failover time. The killed replica is then restarted under
 its own name (it rejoins as a standby) and the group left to settle before the next repetition.
 
-The failover is, in order: the broker noticing the silent member (the session timeout, 10 s by
+The failover is, in order: the broker noticing the silent member (the session timeout, 6 s by
 default), the survivors hearing of the rebalance at their next heartbeat (a tenth of the session)
 and rejoining, and the new active's takeover (fencing, reading the state topic to its end and
 re-arming deadlines: that part grows with the state). ``--cis N`` starts the replicas on a
@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench import scale
 from bench.recovery import produce_changelog
+from cmdb_worker.worker.settings import Settings
 from tests.kafka_broker import create_topics
 from tests.replica_stream import ci_key, stream
 from tests.worker_process import WorkerProcess, WorkerTopics, worker_env
@@ -41,7 +42,8 @@ REPLICAS = ("r1", "r2", "r3")
 SETTLE_SECONDS = 8.0
 """After a restart: its join's rebalance done and the group steady again."""
 POLL_SECONDS = 0.05
-SESSION_TIMEOUT_SECONDS = 10
+SESSION_TIMEOUT_SECONDS = Settings.model_fields["session_timeout_seconds"].default
+"""The default a deployment runs with."""
 
 
 def metric(replica: WorkerProcess, name: str) -> float:
@@ -108,9 +110,9 @@ class Group:
             replica.ensure_stopped()
 
 
-def failover_once(group: Group) -> tuple[float, float]:
-    """Kill the active; seconds until a survivor has judged an event, and the seconds of that
-    survivor's takeover (its ``took_over`` log line); restart the killed one."""
+def failover_once(group: Group) -> tuple[float, dict[str, float]]:
+    """Kill the active; seconds until a survivor has judged an event, and that survivor's
+    takeover (its ``took_over`` log line: the seconds of each phase); restart the killed one."""
     victim = group.active()
     survivors = [r for n, r in group.replicas.items() if n != victim]
     before = [metric(r, "cmdb_worker_events_consumed_total") for r in survivors]
@@ -123,15 +125,17 @@ def failover_once(group: Group) -> tuple[float, float]:
             raise TimeoutError(f"no replica took over within 180 s; the survivors' logs:\n{tails}")
         time.sleep(POLL_SECONDS)
     seconds = time.monotonic() - killed_at
-    takeover = max(_last_takeover_seconds(r) for r in survivors)
+    takeover = max((_last_takeover(r) for r in survivors), key=lambda t: t.get("seconds", 0.0))
     group.start(victim)
     time.sleep(SETTLE_SECONDS)
     return seconds, takeover
 
 
-def _last_takeover_seconds(replica: WorkerProcess) -> float:
+def _last_takeover(replica: WorkerProcess) -> dict[str, float]:
+    """The timings of the replica's last ``took_over`` log line (empty if it never took over)."""
     took_over = [e for e in replica.log_events() if e.get("event") == "took_over"]
-    return float(took_over[-1]["seconds"]) if took_over else 0.0
+    last = took_over[-1] if took_over else {}
+    return {key: float(value) for key, value in last.items() if key.endswith("seconds")}
 
 
 def measure(
@@ -154,7 +158,9 @@ def measure(
             feed.halt.set()
             group.stop_all()
     seconds = [run[0] for run in runs]
-    return {"seconds": seconds, "takeover_seconds": [run[1] for run in runs],
+    phases = sorted({phase for _, takeover in runs for phase in takeover})
+    takeovers = {f"takeover_{phase}": [t.get(phase, 0.0) for _, t in runs] for phase in phases}
+    return {"seconds": seconds, **takeovers,
             "replicas": len(REPLICAS), "rate": rate, "cis": cis,
             "session_timeout_seconds": SESSION_TIMEOUT_SECONDS, **summary(seconds)}  # fmt: skip
 

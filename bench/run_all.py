@@ -302,14 +302,32 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
             f"- p50 {f['p50']:.1f} s, p99 {f['p99']:.1f} s (min {f['min']:.1f} s, "
             f"max {f['max']:.1f} s)",
             "- every run: " + ", ".join(f"{s:.1f}" for s in f["seconds"]) + " s",
-            "- of which the new active's takeover (`took_over`: fencing, the state read to its "
-            "end, deadlines re-armed): "
+            "- of which the new active's takeover (`took_over`): "
             + ", ".join(f"{s:.2f}" for s in f.get("takeover_seconds", []))
             + " s",
+            *_takeover_phases(f),
             "",
         ]
     lines += [f"<!-- results: {json.dumps(results)} -->"]
     return "\n".join(lines) + "\n"
+
+
+TAKEOVER_PHASES = {
+    "fence": "fencing the previous active (`init_transactions`)",
+    "state": "the state topic read to its end",
+    "rearm": "deadlines and indexes re-armed",
+    "seek": "the inputs put at their committed offsets",
+}
+
+
+def _takeover_phases(failover: dict[str, Any]) -> list[str]:
+    """One line per phase of the takeover the bench recorded (older results have none)."""
+    lines = []
+    for phase, what in TAKEOVER_PHASES.items():
+        seconds = failover.get(f"takeover_{phase}_seconds")
+        if seconds is not None:
+            lines.append(f"  - {what}: " + ", ".join(f"{s:.2f}" for s in seconds) + " s")
+    return lines
 
 
 def _targets(results: dict[str, Any]) -> list[str]:

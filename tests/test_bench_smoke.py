@@ -129,7 +129,13 @@ def test_run_all_writes_results(kafka_bootstrap: str, tmp_path: Path) -> None:
 
 @pytest.mark.kafka
 def test_failover_at_a_tiny_size(kafka_bootstrap: str) -> None:
-    """One kill -9 of the active of three replicas gives a failover time and its summary."""
+    """One kill -9 of the active of three replicas gives a failover time, its summary and the
+    new active's takeover step by step, which the report lists."""
     result = failover.measure(kafka_bootstrap, repetitions=1, rate=50)
     assert len(result["seconds"]) == 1
-    _all_positive(result, ["seconds", "p50", "p99", "min", "max"])
+    _all_positive(result, ["seconds", "p50", "p99", "min", "max", "takeover_seconds"])
+    phases = [f"takeover_{phase}_seconds" for phase in run_all.TAKEOVER_PHASES]
+    assert all(len(result[phase]) == 1 for phase in phases)
+    assert sum(result[phase][0] for phase in phases) <= result["takeover_seconds"][0] + 0.01
+    report = run_all.report({"failover": result}, "pytest", 1.0)
+    assert all(what in report for what in run_all.TAKEOVER_PHASES.values())

@@ -57,10 +57,11 @@ class Settings(BaseSettings):
     """CA bundle that signs the brokers' TLS certificates."""
     connect_timeout_seconds: float = Field(default=30.0, gt=0)
     """At start: how long to keep trying to reach and log in to the cluster before giving up."""
-    session_timeout_seconds: float = Field(default=10.0, ge=6, le=1800)
+    session_timeout_seconds: float = Field(default=6.0, ge=6, le=1800)
     """How long the group waits for a silent replica (one killed with -9) before a standby takes
-    its partitions over: most of a failover; the broker's group.min/max.session.timeout.ms
-    bound it. A graceful stop leaves the group at once."""
+    its partitions over: most of a failover. 6 s is the least brokers accept by default
+    (group.min.session.timeout.ms); raise it if replicas lose their sessions under CPU pressure.
+    A graceful stop leaves the group at once."""
 
     topic_discovery: str = "cmdb.discovery"
     """Input: discovery events (cmdb.ci.observed, cmdb.ci.retired, cmdb.scan.completed)."""

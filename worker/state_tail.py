@@ -14,7 +14,9 @@ from cmdb_worker.worker import changelog
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.kafka_port import StateReader
 
-CATCH_UP_POLL_MS = 1000
+CATCH_UP_POLL_MS = 100
+"""Short: a partition that ends in a transaction marker (the aborted batch of an active killed
+mid-transaction) brings no record to a poll, which then waits its whole timeout."""
 
 
 class StateTail:

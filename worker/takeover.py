@@ -80,18 +80,37 @@ class ActiveRole:
     def _take_over(
         self, consumer: InputConsumer, engine: Engine, clock: Clock, alive: Callable[[], None]
     ) -> None:
-        started = time.monotonic()
+        phases = _Phases()
         producer = self.kafka.transactional_producer(self.settings)
         producer.init_transactions()  # fences the previous active, ends its open transaction
+        phases.done("fence")
         applied = self.tail.catch_up(alive)
+        phases.done("state")
         self.tail.rearm()
+        phases.done("rearm")
         clock.now(engine.applied.last_applied_at)  # an event clock resumes there
         consumer.seek_to_committed()
+        phases.done("seek")
         self.producer = producer
         self.metrics.set_active(True)
-        seconds = time.monotonic() - started
-        log.info("took_over", state_records=applied, seconds=round(seconds, 3))
+        log.info("took_over", state_records=applied, **phases.seconds())
 
     def close(self, timeout: float) -> None:
         if self.producer is not None:
             self.producer.close(timeout=timeout)
+
+
+class _Phases:
+    """How long each step of a takeover took, for its log line (and the failover bench)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.monotonic()
+        self.took: dict[str, float] = {}
+
+    def done(self, phase: str) -> None:
+        now = time.monotonic()
+        self.took[f"{phase}_seconds"] = round(now - self.last, 3)
+        self.last = now
+
+    def seconds(self) -> dict[str, float]:
+        return {"seconds": round(self.last - self.started, 3), **self.took}
