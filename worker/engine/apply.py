@@ -33,12 +33,13 @@ from cmdb_worker.worker.engine import (
     sources,
     suppressions,
 )
+from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.edge_history import EDGES_EXPIRE
 from cmdb_worker.worker.engine.identities import AppliedEvents
 from cmdb_worker.worker.engine.state import State
 
 Handler = Callable[[State, InputEvent, Any, datetime], list[Finding]]
-DeadlineHandler = Callable[[State, str, str, datetime], list[Finding]]
+DeadlineHandler = Callable[[State, str, DeadlineKind, datetime], list[Finding]]
 
 
 def _ignore(state: State, event: InputEvent, payload: Any, now: datetime) -> list[Finding]:
@@ -59,7 +60,7 @@ HANDLERS: dict[type, Handler] = {
     Ignored: _ignore,
 }
 
-DEADLINE_HANDLERS: dict[str, DeadlineHandler] = {
+DEADLINE_HANDLERS: dict[DeadlineKind, DeadlineHandler] = {
     discovery.STALE: lessons.on_stale,
     discovery.ORPHAN: discovery.on_deadline,
     discovery.PHANTOM: discovery.on_deadline,

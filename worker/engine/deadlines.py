@@ -8,14 +8,27 @@ import heapq
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Literal
 
-Entry = tuple[float, str, str]
+DeadlineKind = Literal[
+    "stale",
+    "orphan",
+    "phantom",
+    "stale_too_long",
+    "lesson_due",
+    "source_silent",
+    "suppression_ends",
+    "timeline_expires",
+    "edges_expire",
+]
+"""Every kind of deadline; each has its handler in ``apply.DEADLINE_HANDLERS`` (a test checks)."""
+Entry = tuple[float, DeadlineKind, str]
 
 
 class DeadlineIndex:
     def __init__(self) -> None:
         self._heap: list[Entry] = []
-        self._current: dict[tuple[str, str], float] = {}
+        self._current: dict[tuple[str, DeadlineKind], float] = {}
         self._batching = False
 
     def __len__(self) -> int:
@@ -26,7 +39,7 @@ class DeadlineIndex:
         self._heap.clear()
         self._current.clear()
 
-    def schedule(self, key: str, kind: str, deadline: datetime) -> None:
+    def schedule(self, key: str, kind: DeadlineKind, deadline: datetime) -> None:
         at = deadline.timestamp()
         if self._current.get((key, kind)) == at:
             return
@@ -47,13 +60,13 @@ class DeadlineIndex:
             self._batching = False
             self._rebuild()
 
-    def cancel(self, key: str, kind: str) -> None:
+    def cancel(self, key: str, kind: DeadlineKind) -> None:
         self._current.pop((key, kind), None)
 
-    def pop_due(self, now: datetime) -> list[tuple[str, str]]:
+    def pop_due(self, now: datetime) -> list[tuple[str, DeadlineKind]]:
         """Every (key, kind) whose deadline is strictly before ``now``, earliest first."""
         limit = now.timestamp()
-        due: list[tuple[str, str]] = []
+        due: list[tuple[str, DeadlineKind]] = []
         while self._heap and self._heap[0][0] < limit:
             at, kind, key = heapq.heappop(self._heap)
             if self._current.get((key, kind)) == at:

@@ -8,12 +8,13 @@ from cmdb_worker.schemas.events import CIObserved, CIRetired, InputEvent, ScanCo
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
+from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.state import State
 
 DISCOVERY_REPORT = "cmdb.ci.observed"
-STALE = "stale"
-ORPHAN = "orphan"
-PHANTOM = "phantom"
+STALE: DeadlineKind = "stale"
+ORPHAN: DeadlineKind = "orphan"
+PHANTOM: DeadlineKind = "phantom"
 UNVERIFIED = "unverified"
 """A flag: every discovery source vouching for the CI is silent, so it is not judged stale."""
 

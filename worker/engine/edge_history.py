@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from cmdb_worker.schemas.history import ChangedEdges, Interval
-from cmdb_worker.worker.engine.deadlines import DeadlineIndex
+from cmdb_worker.worker.engine.deadlines import DeadlineIndex, DeadlineKind
 
-EDGES_EXPIRE = "edges_expire"
+EDGES_EXPIRE: DeadlineKind = "edges_expire"
 
 
 class EdgeHistory:

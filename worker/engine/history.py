@@ -16,9 +16,10 @@ from datetime import datetime
 
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.history import SubjectHistory, TimelineEntry
+from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.state import TIMELINE, State
 
-TIMELINE_EXPIRES = "timeline_expires"
+TIMELINE_EXPIRES: DeadlineKind = "timeline_expires"
 
 
 def record(state: State, finding: Finding, suppressed: bool, now: datetime) -> None:

@@ -16,10 +16,11 @@ from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.worker.engine import discovery
+from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.state import State
 
-LESSON_DUE = "lesson_due"
-STALE_TOO_LONG = "stale_too_long"
+LESSON_DUE: DeadlineKind = "lesson_due"
+STALE_TOO_LONG: DeadlineKind = "stale_too_long"
 
 
 def file(state: State, filing: rules.Filing, now: datetime) -> list[Finding]:

@@ -14,9 +14,10 @@ from cmdb_worker.schemas.events import CIObserved, InputEvent, ScanCompleted
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.records import CIRecord, SourceHealth
 from cmdb_worker.worker.engine import discovery, lessons
+from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.state import SOURCE, State
 
-SOURCE_SILENT = "source_silent"
+SOURCE_SILENT: DeadlineKind = "source_silent"
 
 
 def on_observed(

@@ -14,9 +14,10 @@ from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import Suppression
 from cmdb_worker.worker.engine import discovery
+from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.state import SUPPRESSION, State
 
-SUPPRESSION_ENDS = "suppression_ends"
+SUPPRESSION_ENDS: DeadlineKind = "suppression_ends"
 KEY_SEPARATOR = "\x1f"
 StillTrue = Callable[[State, Finding], bool]
 

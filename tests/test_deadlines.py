@@ -1,0 +1,25 @@
+"""The deadline vocabulary and index: every kind has its handler, and only a key's latest
+deadline falls due."""
+
+from datetime import timedelta
+from typing import get_args
+
+from cmdb_worker.worker.engine.apply import DEADLINE_HANDLERS
+from cmdb_worker.worker.engine.deadlines import DeadlineIndex, DeadlineKind
+from tests.events import T0
+
+
+def test_every_deadline_kind_has_exactly_its_handler() -> None:
+    assert sorted(DEADLINE_HANDLERS) == sorted(get_args(DeadlineKind))
+
+
+def test_only_the_latest_deadline_of_a_key_falls_due_and_a_cancelled_one_never() -> None:
+    index = DeadlineIndex()
+    index.schedule("ci-a", "stale", T0 + timedelta(hours=1))
+    index.schedule("ci-a", "stale", T0 + timedelta(hours=3))  # moved later: the first is dead
+    index.schedule("ci-b", "orphan", T0 + timedelta(hours=2))
+    index.schedule("ci-c", "phantom", T0 + timedelta(minutes=30))
+    index.cancel("ci-c", "phantom")
+    assert index.pop_due(T0 + timedelta(hours=2, minutes=30)) == [("ci-b", "orphan")]
+    assert index.pop_due(T0 + timedelta(hours=4)) == [("ci-a", "stale")]
+    assert len(index) == 0
