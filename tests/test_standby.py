@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
+
 from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.api import Api
 from cmdb_worker.worker.clock import EventClock
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.ui import Ui
-from tests.events import at
-from tests.test_changelog import SAMPLE, findings_of, replay_with_changelog
+from tests.events import at, observed
+from tests.test_changelog import SAMPLE, apply, findings_of, replay_with_changelog
 from tests.test_changelog_roundtrip import _state_of
 
 
@@ -66,6 +68,39 @@ def test_a_standby_at_takeover_equals_a_rebuild_of_the_whole_changelog() -> None
     assert _state_of(taken_over) == _state_of(whole)
     assert derived(taken_over) == derived(whole)
     assert len(derived(whole)["deadlines"]) > 10
+
+
+@pytest.mark.parametrize("started_at", [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0])
+def test_deadlines_kept_armed_while_tailing_equal_a_full_rearm(started_at: float) -> None:
+    """Wherever in the whole week's changelog the standby started, the deadlines it kept armed
+    record by record (CIs, their neighbours, lessons, sources, suppressions, timelines, edge
+    history, values replaced and deleted) equal those one rebuild arms from scratch."""
+    lines = SAMPLE.read_text().splitlines()
+    entries = replay_with_changelog(lines, batch=3)[1]
+    split = int(len(entries) * started_at)
+    taken_over = standby(entries[:split], entries[split:])
+    assert derived(taken_over) == derived(rebuilt(entries))
+    assert _state_of(taken_over) == _state_of(rebuilt(entries))
+
+
+def test_an_edge_tailed_to_an_unconnected_ci_disarms_its_orphan_deadline() -> None:
+    """A database seen alone has an orphan deadline; a service's record that arrives later with
+    an edge to it connects it, and the standby drops that deadline as a rebuild never arms it;
+    the edge gone again, the standby arms it again."""
+    engine = Engine(load_policy())
+    apply(engine, observed("pg", ci_type="database"))
+    alone = changelog.changed_entries(engine)
+    edge = ("depends_on", "database/pg@prod")
+    apply(engine, observed("api", time=at(hours=0.5), relations=[edge]))
+    connected = changelog.changed_entries(engine)
+    assert "ci/database/pg@prod" not in dict(connected)  # pg's own record is not written again
+    apply(engine, observed("api", time=at(hours=0.6), complete=True))  # the edge is gone
+    cut = changelog.changed_entries(engine)
+    assert ("database/pg@prod", "orphan") in derived(rebuilt(alone))["deadlines"]
+    assert ("database/pg@prod", "orphan") not in derived(rebuilt(alone + connected))["deadlines"]
+    assert derived(standby(alone, connected)) == derived(rebuilt(alone + connected))
+    assert ("database/pg@prod", "orphan") in derived(rebuilt(alone + connected + cut))["deadlines"]
+    assert derived(standby(alone + connected, cut)) == derived(rebuilt(alone + connected + cut))
 
 
 def test_records_applied_again_change_nothing() -> None:

@@ -32,9 +32,18 @@ from cmdb_worker.schemas.history import ChangedEdges, SubjectHistory
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
-from cmdb_worker.worker.engine import governance, history, lessons, sources, suppressions
+from cmdb_worker.worker.engine import (
+    discovery,
+    governance,
+    history,
+    lessons,
+    sources,
+    suppressions,
+)
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.cmdb import Cmdb, EdgeData, interned
+from cmdb_worker.worker.engine.deadlines import DeadlineKind
+from cmdb_worker.worker.engine.edge_history import EDGES_EXPIRE
 from cmdb_worker.worker.engine.identities import AppliedEvents, IdentityBatch
 from cmdb_worker.worker.engine.open_changes import OpenChanges
 from cmdb_worker.worker.engine.state import (
@@ -203,16 +212,43 @@ def rebuild(engine: Engine, entries: Iterable[Entry]) -> int:
     return restoring.finish()
 
 
+CI_DEADLINES: tuple[DeadlineKind, ...] = (
+    discovery.STALE,
+    discovery.ORPHAN,
+    discovery.PHANTOM,
+    lessons.STALE_TOO_LONG,
+)
+"""The deadlines keyed by a CI's id (``finish`` arms the first three from its record)."""
+MODEL_DEADLINES: dict[str, Callable[[Any], list[tuple[str, DeadlineKind]]]] = {
+    LESSON: lambda lesson: [(lesson.id, lessons.LESSON_DUE)],
+    SOURCE: lambda health: [(health.source, sources.SOURCE_SILENT)],
+    SUPPRESSION: lambda held: [
+        (suppressions.deadline_key(held.subject, kind), suppressions.SUPPRESSION_ENDS)
+        for kind in held.until
+    ],
+    TIMELINE: lambda timeline: [(timeline.subject, history.TIMELINE_EXPIRES)],
+    EDGE_HISTORY: lambda changed: [(changed.origin, EDGES_EXPIRE)],
+}
+"""The deadlines an entity of a model store may have armed (``_schedule_models``), by kind."""
+
+
 class Restoring:
     """A rebuild in progress: what is needed to apply one changelog record after another.
 
     It may go on after ``finish``: a standby keeps putting the records it tails, and calls
-    ``finish`` again when it takes over, which derives everything anew from what is applied.
+    ``finish`` again when it takes over. After the first ``finish`` the deadlines stay armed as
+    records arrive: a CI's record re-arms its own and its old and new neighbours' (whether a CI
+    is an orphan depends on other CIs' edges), and a model's record cancels what its earlier
+    value armed; the next ``finish`` then re-derives only what is cheap (the model stores'
+    deadlines, open changes, the lesson index, applied identities), so a takeover does not
+    re-arm every CI: its cost does not grow with the graph.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.batches: dict[str, IdentityBatch] = {}
+        self.armed = False
+        """Whether ``finish`` ran once: the deadlines are kept as records arrive from then on."""
 
     def put(self, key: str, value: bytes | None) -> None:
         kind, _, entity_id = key.partition("/")
@@ -225,6 +261,7 @@ class Restoring:
 
     def _put_ci(self, ci_id: CIId, value: bytes | None) -> None:
         cmdb = self.engine.state.cmdb
+        touched = self._neighbourhood(ci_id)
         cmdb.withdraw(ci_id)
         raw = json.loads(value) if value is not None else {}
         if "retired_at" in raw:
@@ -233,9 +270,32 @@ class Restoring:
             cmdb.restore_record(record_from_json(raw["record"]))
             for target, data in raw["edges"].items():
                 cmdb.graph.add_edge(ci_id, sys.intern(target), **_edge_from_json(data))
+        if self.armed:
+            self._rearm_cis(touched | self._neighbourhood(ci_id))
+
+    def _neighbourhood(self, ci_id: CIId) -> set[CIId]:
+        """The CI and those its edges point at (empty before the first ``finish``)."""
+        graph = self.engine.state.cmdb.graph
+        if not self.armed or ci_id not in graph:
+            return {ci_id} if self.armed else set()
+        return {ci_id, *graph.successors(ci_id)}
+
+    def _rearm_cis(self, ci_ids: set[CIId]) -> None:
+        """Arm these CIs' deadlines as ``finish`` would from what is applied now."""
+        state = self.engine.state
+        for ci_id in ci_ids:
+            for kind in CI_DEADLINES:
+                state.deadlines.cancel(ci_id, kind)
+            record = state.cmdb.graph.nodes[ci_id].get("ci") if ci_id in state.cmdb.graph else None
+            if record is not None:
+                self.engine.reschedule(record)
 
     def _put_model(self, kind: str, entity_id: str, value: bytes | None) -> None:
         store = _store(self.engine.state, kind)
+        earlier = store.get(entity_id)
+        if self.armed and earlier is not None and kind in MODEL_DEADLINES:
+            for key, deadline in MODEL_DEADLINES[kind](earlier):
+                self.engine.state.deadlines.cancel(key, deadline)
         if value is None:
             store.pop(entity_id, None)
         else:
@@ -248,23 +308,30 @@ class Restoring:
             self.batches[batch_id] = _batch_from(batch_id, value)
 
     def finish(self) -> int:
-        """Re-arm every deadline and derived index once all records are in; the live keys.
-        Anything derived before (an earlier ``finish``) is dropped first, not added to."""
+        """Arm every deadline and derive every index once all records are in (the first time;
+        later, the CIs' deadlines are already armed: see the class); the live keys. Anything
+        derived before is dropped first, not added to."""
         engine, cmdb = self.engine, self.engine.state.cmdb
-        _drop_derived(engine)
-        with engine.state.deadlines.batched():
-            for record in cmdb.records():
-                engine.reschedule(record)
+        _drop_derived(engine, keep_deadlines=self.armed)
+        if self.armed:
             _schedule_models(engine.state)
+        else:
+            with engine.state.deadlines.batched():
+                for record in cmdb.records():
+                    engine.reschedule(record)
+                _schedule_models(engine.state)
+            self.armed = True
         engine.state.take_dirty()
         engine.applied.restore(self.batches.values())
         models = sum(len(_store(engine.state, kind)) for kind in MODEL_STORES)
         return len(cmdb.retired) + sum(1 for _ in cmdb.records()) + models + len(self.batches)
 
 
-def _drop_derived(engine: Engine) -> None:
-    """Forget the deadlines, open-changes index and applied-event identities ``finish`` derives."""
-    engine.state.deadlines.clear()
+def _drop_derived(engine: Engine, keep_deadlines: bool) -> None:
+    """Forget the open-changes index and applied-event identities ``finish`` derives, and the
+    deadlines unless they were kept armed."""
+    if not keep_deadlines:
+        engine.state.deadlines.clear()
     engine.state.open_changes = OpenChanges()
     engine.applied = AppliedEvents(engine.applied.window)
 

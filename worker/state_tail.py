@@ -2,9 +2,10 @@
 
 One group-less, ``read_committed`` consumer on every partition of the state topic, from the
 beginning: the start-up rebuild reads it to the end, a standby keeps applying each record as it
-arrives (a later value of a key replaces the earlier one, as in the rebuild), and a replica that
-takes over reads it to the end once more, then re-arms deadlines and indexes (``rearm``), so its
-engine is exactly what a rebuild of the whole changelog makes.
+arrives (a later value of a key replaces the earlier one, as in the rebuild, and its deadlines
+are kept armed: ``changelog.Restoring``), and a replica that takes over reads it to the end once
+more, then derives the indexes (``rearm``), so its engine is exactly what a rebuild of the whole
+changelog makes, without re-arming every CI.
 """
 
 import threading
@@ -53,7 +54,8 @@ class StateTail:
         return sum(max(offset - self.reader.position(p), 0) for p, offset in end.items())
 
     def rearm(self) -> int:
-        """Re-arm every deadline and derived index from what is applied; the live keys."""
+        """Derive the indexes and arm the deadlines from what is applied (every CI's the first
+        time; after that, only the model stores': the CIs' are kept armed); the live keys."""
         with self.lock:
             return self.restoring.finish()
 

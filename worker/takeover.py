@@ -5,7 +5,9 @@ rebalance callbacks (on kafka-python's IO thread: kept short) only note what hap
 then calls ``take_over``: a producer on the role's one transactional id is initialised, which
 fences the previous active (a zombie's later commits fail) and aborts or completes its open
 transaction; the state topic is read to its end (everything the previous active committed), the
-deadlines re-armed, and the consumer put at the committed offsets. Only then is input judged.
+indexes derived (a standby keeps the CIs' deadlines armed as it applies their records, so this
+does not grow with the graph), and the consumer put at the committed offsets. Only then is input
+judged.
 
 Losing the role while running (the group gave the partitions to another replica: this one was
 thought dead, and another may have written since) ends the process with ``ActiveRoleLost``, as a

@@ -47,7 +47,12 @@ def _subject(state: State, subject: str) -> str:
 
 def schedule_ends(state: State, held: Suppression) -> None:
     for kind, until in held.until.items():
-        state.deadlines.schedule(f"{held.subject}{KEY_SEPARATOR}{kind}", SUPPRESSION_ENDS, until)
+        state.deadlines.schedule(deadline_key(held.subject, kind), SUPPRESSION_ENDS, until)
+
+
+def deadline_key(subject: str, kind: str) -> str:
+    """The deadline key of the suppression of ``kind`` findings about ``subject``."""
+    return f"{subject}{KEY_SEPARATOR}{kind}"
 
 
 def hold(state: State, finding: Finding, now: datetime) -> bool:
