@@ -209,7 +209,8 @@ def rebuild(engine: Engine, entries: Iterable[Entry]) -> int:
     restoring = Restoring(engine)
     for key, value in entries:
         restoring.put(key, value)
-    return restoring.finish()
+    restoring.finish()
+    return restoring.live_keys()
 
 
 CI_DEADLINES: tuple[DeadlineKind, ...] = (
@@ -307,10 +308,10 @@ class Restoring:
         else:
             self.batches[batch_id] = _batch_from(batch_id, value)
 
-    def finish(self) -> int:
+    def finish(self) -> None:
         """Arm every deadline and derive every index once all records are in (the first time;
-        later, the CIs' deadlines are already armed: see the class); the live keys. Anything
-        derived before is dropped first, not added to."""
+        later, the CIs' deadlines are already armed: see the class). Anything derived before is
+        dropped first, not added to."""
         engine, cmdb = self.engine, self.engine.state.cmdb
         _drop_derived(engine, keep_deadlines=self.armed)
         if self.armed:
@@ -323,8 +324,13 @@ class Restoring:
             self.armed = True
         engine.state.take_dirty()
         engine.applied.restore(self.batches.values())
-        models = sum(len(_store(engine.state, kind)) for kind in MODEL_STORES)
-        return len(cmdb.retired) + sum(1 for _ in cmdb.records()) + models + len(self.batches)
+
+    def live_keys(self) -> int:
+        """How many changelog keys hold a value (a pass over every CI: for the start-up log)."""
+        state = self.engine.state
+        models = sum(len(_store(state, kind)) for kind in MODEL_STORES)
+        cis = sum(1 for _ in state.cmdb.records())
+        return len(state.cmdb.retired) + cis + models + len(self.batches)
 
 
 def _drop_derived(engine: Engine, keep_deadlines: bool) -> None:

@@ -124,7 +124,8 @@ class Runner:
         started = time.monotonic()
         tail = StateTail(self.kafka.state_reader(self.settings), self.engine, self.lock)
         tail.catch_up(self._alive)
-        live = tail.rearm()
+        tail.rearm()
+        live = tail.live_keys()
         seconds = time.monotonic() - started
         self.metrics.set_state_rebuild_seconds(seconds)
         self.clock.now(self.engine.applied.last_applied_at)  # an event clock resumes there

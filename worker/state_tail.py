@@ -53,11 +53,15 @@ class StateTail:
         end = self.reader.end_offsets()
         return sum(max(offset - self.reader.position(p), 0) for p, offset in end.items())
 
-    def rearm(self) -> int:
+    def rearm(self) -> None:
         """Derive the indexes and arm the deadlines from what is applied (every CI's the first
-        time; after that, only the model stores': the CIs' are kept armed); the live keys."""
+        time; after that, only the model stores': the CIs' are kept armed)."""
         with self.lock:
-            return self.restoring.finish()
+            self.restoring.finish()
+
+    def live_keys(self) -> int:
+        with self.lock:
+            return self.restoring.live_keys()
 
     def close(self) -> None:
         self.reader.close()
