@@ -262,7 +262,7 @@ class Restoring:
 
     def _put_ci(self, ci_id: CIId, value: bytes | None) -> None:
         cmdb = self.engine.state.cmdb
-        touched = self._neighbourhood(ci_id)
+        touched = self._neighbourhood(ci_id) if self.armed else set()
         cmdb.withdraw(ci_id)
         raw = json.loads(value) if value is not None else {}
         if "retired_at" in raw:
@@ -275,11 +275,9 @@ class Restoring:
             self._rearm_cis(touched | self._neighbourhood(ci_id))
 
     def _neighbourhood(self, ci_id: CIId) -> set[CIId]:
-        """The CI and those its edges point at (empty before the first ``finish``)."""
+        """The CI and those its edges point at."""
         graph = self.engine.state.cmdb.graph
-        if not self.armed or ci_id not in graph:
-            return {ci_id} if self.armed else set()
-        return {ci_id, *graph.successors(ci_id)}
+        return {ci_id, *graph.successors(ci_id)} if ci_id in graph else {ci_id}
 
     def _rearm_cis(self, ci_ids: set[CIId]) -> None:
         """Arm these CIs' deadlines as ``finish`` would from what is applied now."""
@@ -287,7 +285,7 @@ class Restoring:
         for ci_id in ci_ids:
             for kind in CI_DEADLINES:
                 state.deadlines.cancel(ci_id, kind)
-            record = state.cmdb.graph.nodes[ci_id].get("ci") if ci_id in state.cmdb.graph else None
+            record = state.cmdb.get_unmerged(ci_id)
             if record is not None:
                 self.engine.reschedule(record)
 
