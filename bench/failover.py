@@ -11,8 +11,9 @@ its own name (it rejoins as a standby) and the group left to settle before the n
 
 The failover is, in order: the broker noticing the silent member (the session timeout, 6 s by
 default), the survivors hearing of the rebalance at their next heartbeat (a tenth of the session)
-and rejoining, and the new active's takeover (fencing, reading the state topic to its end and
-re-arming deadlines: that part grows with the state). ``--cis N`` starts the replicas on a
+and rejoining, and the new active's takeover (fencing, reading the state topic to its end,
+deriving the indexes; standbys keep the CIs' deadlines armed, so it hardly grows with the
+state). ``--cis N`` starts the replicas on a
 changelog of N CIs (built as ``bench.recovery`` builds it) to show how.
 """
 

@@ -315,7 +315,7 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
 TAKEOVER_PHASES = {
     "fence": "fencing the previous active (`init_transactions`)",
     "state": "the state topic read to its end",
-    "rearm": "deadlines and indexes re-armed",
+    "rearm": "indexes and the model stores' deadlines derived",
     "seek": "the inputs put at their committed offsets",
 }
 
