@@ -3,13 +3,25 @@
 Benchmarks are not tests: nothing here asserts a timing, only that the numbers are numbers > 0.
 """
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import failover, governance, recovery, register, run_all, scale, throughput
+from bench import (
+    failover,
+    governance,
+    partitioning,
+    recovery,
+    register,
+    run_all,
+    scale,
+    synthetic,
+    throughput,
+)
+from cmdb_worker.rules.policy import load_policy
 
 
 def _positive(value: Any) -> bool:
@@ -139,3 +151,37 @@ def test_failover_at_a_tiny_size(kafka_bootstrap: str) -> None:
     assert sum(result[phase][0] for phase in phases) <= result["takeover_seconds"][0] + 0.01
     report = run_all.report({"failover": result}, "pytest", 1.0)
     assert all(what in report for what in run_all.TAKEOVER_PHASES.values())
+
+
+def _observed(name: str, depends_on: str) -> str:
+    target = {"type": "service", "name": depends_on, "environment": "prod"}
+    ci = {"type": "service", "name": name, "environment": "prod", "owner": "team-a"}
+    return json.dumps({
+        "specversion": "1.0", "id": f"obs-{name}", "source": "/discovery/k8s",
+        "type": "cmdb.ci.observed", "time": "2026-11-01T00:00:00Z",
+        "data": {"ci": ci, "relations": [{"type": "depends_on", "target": target}]},
+    })  # fmt: skip
+
+
+def test_partitioning_counts_a_placeholder_on_another_owner() -> None:
+    """svc-0 and svc-2 fall on different partitions of 2: observing svc-0 with a relation to
+    svc-2 writes svc-2's placeholder on its owner; with one partition nothing is foreign."""
+    assert partitioning.partition_of("service/svc-0@prod", 2) == 0
+    assert partitioning.partition_of("service/svc-2@prod", 2) == 1
+    lines = [_observed("svc-0", depends_on="svc-2")]
+    spread = partitioning.survey(lines, load_policy(), 2)["by_event_type"]["cmdb.ci.observed"]
+    assert spread["foreign_writes_by_kind"]["ci"] == 1
+    assert spread["owners_per_application_with_partials"] == 2
+    alone = partitioning.survey(lines, load_policy(), 1)["events"]
+    assert alone["share_writing_another_owner"] == 0 and alone["owners_per_application"] == 1
+
+
+def test_partitioning_at_a_tiny_size() -> None:
+    """Every event type and deadline kind of the synthetic stream gets its figures, and
+    aggregates kept per owner never spread an event wider."""
+    result = partitioning.survey(synthetic.events(3000, n_services=300), load_policy(), 6)
+    assert set(result["by_event_type"]) == {"cmdb.ci.observed", "dev.cdevents.service.deployed"}
+    assert {"stale", "phantom"} <= set(result["by_deadline_kind"])
+    for figures in [result["events"], *result["by_event_type"].values()]:
+        assert figures["owners_per_application_with_partials"] >= 1
+        assert figures["owners_per_application_with_partials"] <= figures["owners_per_application"]

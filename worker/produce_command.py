@@ -60,7 +60,7 @@ def route(settings: Settings, line: str) -> tuple[str, Message]:
         event = decode(message.value, message.headers, default_time=datetime.now(UTC))
     except InvalidEvent:
         return settings.topic_discovery, Message(line.encode("utf-8", "surrogateescape"))
-    key = message.key or _contract_key(event.payload)
+    key = message.key or contract_key(event.payload)
     return _topic(settings, event), Message(message.value, message.headers, key)
 
 
@@ -74,7 +74,7 @@ def _topic(settings: Settings, event: InputEvent) -> str:
     return settings.topic_discovery
 
 
-def _contract_key(payload: EventPayload) -> bytes | None:
+def contract_key(payload: EventPayload) -> bytes | None:
     key = _key_of(payload)
     return key.encode() if key else None
 
