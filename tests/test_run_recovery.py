@@ -177,15 +177,25 @@ class Scenario:
         return committed_offsets(self.bootstrap, self.group).get(self.partition, 0)
 
 
+    def produce(self, stream: list[str]) -> None:
+        produce(self.bootstrap, (Message(self.topics.discovery, line.encode()) for line in stream))
+
+
 @pytest.fixture
-def scenario(kafka_bootstrap: str, unique_name: str, stream: list[str]) -> Scenario:
+def topics_only(kafka_bootstrap: str, unique_name: str) -> Scenario:
+    """Fresh topics and a worker environment, nothing produced yet."""
     topics = WorkerTopics(unique_name)
     topics.create(kafka_bootstrap)
-    produce(kafka_bootstrap, (Message(topics.discovery, line.encode()) for line in stream))
     env = worker_env(
         kafka_bootstrap, topics, max_poll_records=20, shutdown_grace_seconds=GRACE_SECONDS
     )
     return Scenario(kafka_bootstrap, topics, env)
+
+
+@pytest.fixture
+def scenario(topics_only: Scenario, stream: list[str]) -> Scenario:
+    topics_only.produce(stream)
+    return topics_only
 
 
 # ------------------------------------------------------------------------------ checks
@@ -244,6 +254,36 @@ def test_kill_9_mid_stream_then_restart_gives_every_effect_exactly_once(
     assert STOP_AFTER <= stopped_at < EVENTS, "the kill must land mid-stream"
 
     resume_and_finish(scenario, worker, stopped_at)
+    assert_same_as_clean_replay(scenario, clean)
+
+
+def test_kill_9_of_the_active_hands_over_to_its_standby_with_every_effect_exactly_once(
+    topics_only: Scenario,
+    stream: list[str],
+    clean: ReplayOutput,
+    worker: Callable[..., WorkerProcess],
+) -> None:
+    """Two replicas: the active SIGKILLed mid-stream, past a day of event time (CIs gone stale,
+    orphaned, retired and merged, sources silent), and the standby, which applied the changelog
+    as it was written and kept the CIs' deadlines armed, takes over without a rebuild. Findings,
+    the deadlines' included, are each there once and equal a clean replay's; so is the graph."""
+    scenario = topics_only
+    active = worker(scenario.env).wait_ready()
+    standby = worker(scenario.env | {"CMDB_WORKER_INSTANCE_ID": "w2"}).wait_ready()
+    scenario.produce(stream)
+    wait_committed(scenario.bootstrap, scenario.group, scenario.partition, STOP_AFTER)
+    active.kill()
+    stopped_at = scenario.committed()
+    assert STOP_AFTER <= stopped_at < EVENTS, "the kill must land mid-stream"
+
+    wait_caught_up(scenario.bootstrap, scenario.group, [scenario.topics.discovery],
+                   worker=standby)  # fmt: skip
+    took_over = [e for e in standby.log_events() if e.get("event") == "took_over"]
+    assert len(took_over) == 1, standby.tail()
+    rebuilt = [e for e in standby.log_events() if e.get("event") == "state_rebuilt"]
+    assert len(rebuilt) == 1 and rebuilt[0]["cis"] == 0, "it rebuilt only at its start"
+    assert events_consumed(standby) == EVENTS - stopped_at
+    assert standby.terminate(GRACE_SECONDS + 5)[0] == 0
     assert_same_as_clean_replay(scenario, clean)
 
 
