@@ -226,9 +226,7 @@ class Survey:
             "partitions": self.partitions,
             "changelog_records_per_event": round(records / max(every.applications, 1), 3),
             "tail_us_per_record": round(self.tail_seconds_per_record(armed=True) * 1e6, 1),
-            "tail_us_per_record_unarmed": round(
-                self.tail_seconds_per_record(armed=False) * 1e6, 1
-            ),
+            "tail_us_per_record_unarmed": round(self.tail_seconds_per_record(armed=False) * 1e6, 1),
             "events": every.figures(),
             "by_event_type": {name: s.figures() for name, s in sorted(self.events.items())},
             "by_deadline_kind": {name: s.figures() for name, s in sorted(self.deadlines.items())},
@@ -268,13 +266,15 @@ def _print(name: str, result: dict[str, Any]) -> None:
     n = result["partitions"]
     owners = total["owners_per_application"]
     partials = total["owners_per_application_with_partials"]
-    print(f"\n{name}, {n} partitions: {total['applications']:,} events applied;"
-          f" {total['share_writing_another_owner']:.0%} write another owner's keys;"
-          f" {owners} owners per event (speed-up bound {n / owners:.2f}x),"
-          f" {partials} with per-owner aggregates ({n / partials:.2f}x);"
-          f" {result['changelog_records_per_event']} changelog records per event, each"
-          f" {result['tail_us_per_record']} µs of CPU to apply on every replica's global view"
-          f" ({result['tail_us_per_record_unarmed']} µs without arming deadlines)")
+    print(
+        f"\n{name}, {n} partitions: {total['applications']:,} events applied;"
+        f" {total['share_writing_another_owner']:.0%} write another owner's keys;"
+        f" {owners} owners per event (speed-up bound {n / owners:.2f}x),"
+        f" {partials} with per-owner aggregates ({n / partials:.2f}x);"
+        f" {result['changelog_records_per_event']} changelog records per event, each"
+        f" {result['tail_us_per_record']} µs of CPU to apply on every replica's global view"
+        f" ({result['tail_us_per_record_unarmed']} µs without arming deadlines)"
+    )
     for section in ("by_event_type", "by_deadline_kind"):
         for kind, figures in result[section].items():
             kinds = ", ".join(f"{k} {v:,}" for k, v in figures["foreign_writes_by_kind"].items())

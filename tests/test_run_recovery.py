@@ -176,7 +176,6 @@ class Scenario:
     def committed(self) -> int:
         return committed_offsets(self.bootstrap, self.group).get(self.partition, 0)
 
-
     def produce(self, stream: list[str]) -> None:
         produce(self.bootstrap, (Message(self.topics.discovery, line.encode()) for line in stream))
 
