@@ -15,9 +15,14 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def observation(i: int, n_services: int, rng: random.Random, at: datetime) -> dict[str, Any]:
+def observation(
+    i: int, n_services: int, rng: random.Random, at: datetime, stable: bool = False
+) -> dict[str, Any]:
+    """A service observed with 0-3 dependencies: drawn anew each time, or (``stable``) always
+    the same ones for the same service, as a settled estate reports them."""
     service = rng.randrange(n_services)
-    targets = {rng.randrange(n_services) for _ in range(rng.randint(0, 3))} - {service}
+    picks = random.Random(service) if stable else rng
+    targets = {picks.randrange(n_services) for _ in range(picks.randint(0, 3))} - {service}
     relations = [
         {
             "type": "depends_on",
@@ -64,8 +69,11 @@ def deploy(i: int, n_services: int, rng: random.Random, at: datetime) -> dict[st
     }
 
 
-def events(count: int, n_services: int = 5000, seed: int = 7) -> Iterator[str]:
-    """``count`` replay lines: ~90% discovery, ~9% deploys, ~1% bad lines, over ~10 days."""
+def events(
+    count: int, n_services: int = 5000, seed: int = 7, stable: bool = False
+) -> Iterator[str]:
+    """``count`` replay lines: ~90% discovery, ~9% deploys, ~1% bad lines, over ~10 days;
+    ``stable``: each service's relations stay the same (see ``observation``)."""
     rng = random.Random(seed)
     step = timedelta(days=10) / max(count, 1)
     for i in range(count):
@@ -76,7 +84,7 @@ def events(count: int, n_services: int = 5000, seed: int = 7) -> Iterator[str]:
         elif roll < 0.10:
             yield json.dumps(deploy(i, n_services, rng, at))
         else:
-            yield json.dumps(observation(i, n_services, rng, at))
+            yield json.dumps(observation(i, n_services, rng, at, stable))
 
 
 def write(path: Path, count: int, n_services: int = 5000) -> Path:
