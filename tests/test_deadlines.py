@@ -23,3 +23,34 @@ def test_only_the_latest_deadline_of_a_key_falls_due_and_a_cancelled_one_never()
     assert index.pop_due(T0 + timedelta(hours=2, minutes=30)) == [("ci-b", "orphan")]
     assert index.pop_due(T0 + timedelta(hours=4)) == [("ci-a", "stale")]
     assert len(index) == 0
+
+
+def test_rearming_a_key_keeps_its_unchanged_deadlines_without_growing_the_heap() -> None:
+    """Re-armed from scratch, a deadline at its old time takes its heap entry back (no new
+    entry), a moved one falls due at its new time only, and one not armed again never."""
+    index = DeadlineIndex()
+    index.schedule("ci-a", "stale", T0 + timedelta(hours=1))
+    index.schedule("ci-a", "orphan", T0 + timedelta(hours=2))
+    index.schedule("ci-a", "phantom", T0 + timedelta(hours=3))
+    entries = len(index._heap)
+    for _ in range(3):
+        with index.rearming("ci-a", ("stale", "orphan", "phantom")):
+            index.schedule("ci-a", "stale", T0 + timedelta(hours=1))
+    assert len(index._heap) == entries
+    with index.rearming("ci-a", ("stale", "orphan", "phantom")):
+        index.schedule("ci-a", "stale", T0 + timedelta(hours=1))
+        index.schedule("ci-a", "orphan", T0 + timedelta(hours=5))
+    assert index.pop_due(T0 + timedelta(hours=4)) == [("ci-a", "stale")]
+    assert index.pop_due(T0 + timedelta(hours=6)) == [("ci-a", "orphan")]
+    assert len(index) == 0
+
+
+def test_a_heap_rebuilt_while_rearming_keeps_the_entries_it_revives() -> None:
+    """The heap may be rebuilt in the middle of a re-arm (dead entries piled up): a deadline
+    revived after that still falls due."""
+    index = DeadlineIndex()
+    index.schedule("ci-a", "stale", T0 + timedelta(hours=1))
+    with index.rearming("ci-a", ("stale",)):
+        index._rebuild()
+        index.schedule("ci-a", "stale", T0 + timedelta(hours=1))
+    assert index.pop_due(T0 + timedelta(hours=2)) == [("ci-a", "stale")]

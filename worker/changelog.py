@@ -238,11 +238,11 @@ class Restoring:
 
     It may go on after ``finish``: a standby keeps putting the records it tails, and calls
     ``finish`` again when it takes over. After the first ``finish`` the deadlines stay armed as
-    records arrive: a CI's record re-arms its own and its old and new neighbours' (whether a CI
-    is an orphan depends on other CIs' edges), and a model's record cancels what its earlier
-    value armed; the next ``finish`` then re-derives only what is cheap (the model stores'
-    deadlines, open changes, the lesson index, applied identities), so a takeover does not
-    re-arm every CI: its cost does not grow with the graph.
+    records arrive: a CI's record re-arms its own and those of the CIs an edge to came or
+    went (whether a CI is an orphan depends on other CIs' edges), and a model's record cancels
+    what its earlier value armed; the next ``finish`` then re-derives only what is cheap (the
+    model stores' deadlines, open changes, the lesson index, applied identities), so a takeover
+    does not re-arm every CI: its cost does not grow with the graph.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -262,7 +262,7 @@ class Restoring:
 
     def _put_ci(self, ci_id: CIId, value: bytes | None) -> None:
         cmdb = self.engine.state.cmdb
-        touched = self._neighbourhood(ci_id) if self.armed else set()
+        earlier = self._targets(ci_id) if self.armed else set()
         cmdb.withdraw(ci_id)
         raw = json.loads(value) if value is not None else {}
         if "retired_at" in raw:
@@ -271,23 +271,22 @@ class Restoring:
             cmdb.restore_record(record_from_json(raw["record"]))
             for target, data in raw["edges"].items():
                 cmdb.graph.add_edge(ci_id, sys.intern(target), **_edge_from_json(data))
-        if self.armed:
-            self._rearm_cis(touched | self._neighbourhood(ci_id))
+        if self.armed:  # a target's deadlines change only if an edge to it came or went
+            self._rearm_cis({ci_id} | (earlier ^ self._targets(ci_id)))
 
-    def _neighbourhood(self, ci_id: CIId) -> set[CIId]:
-        """The CI and those its edges point at."""
+    def _targets(self, ci_id: CIId) -> set[CIId]:
+        """The CIs the edges of ``ci_id`` point at."""
         graph = self.engine.state.cmdb.graph
-        return {ci_id, *graph.successors(ci_id)} if ci_id in graph else {ci_id}
+        return set(graph.successors(ci_id)) if ci_id in graph else set()
 
     def _rearm_cis(self, ci_ids: set[CIId]) -> None:
         """Arm these CIs' deadlines as ``finish`` would from what is applied now."""
         state = self.engine.state
         for ci_id in ci_ids:
-            for kind in CI_DEADLINES:
-                state.deadlines.cancel(ci_id, kind)
-            record = state.cmdb.get_unmerged(ci_id)
-            if record is not None:
-                self.engine.reschedule(record)
+            with state.deadlines.rearming(ci_id, CI_DEADLINES):
+                record = state.cmdb.get_unmerged(ci_id)
+                if record is not None:
+                    self.engine.reschedule(record)
 
     def _put_model(self, kind: str, entity_id: str, value: bytes | None) -> None:
         store = _store(self.engine.state, kind)

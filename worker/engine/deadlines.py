@@ -2,9 +2,12 @@
 
 Rescheduling pushes a new entry and leaves the old one in the heap; an entry is honoured only
 if it is still the key's current deadline. The heap is rebuilt when dead entries pile up.
+Re-arming a key from scratch (``rearming``) revives the entries whose time did not change
+instead of pushing them again.
 """
 
 import heapq
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -30,6 +33,7 @@ class DeadlineIndex:
         self._heap: list[Entry] = []
         self._current: dict[tuple[str, DeadlineKind], float] = {}
         self._batching = False
+        self._revivable: dict[tuple[str, DeadlineKind], float] = {}
 
     def __len__(self) -> int:
         return len(self._current)
@@ -44,8 +48,8 @@ class DeadlineIndex:
         if self._current.get((key, kind)) == at:
             return
         self._current[(key, kind)] = at
-        if self._batching:
-            return
+        if self._batching or self._revivable.get((key, kind)) == at:
+            return  # ordered later, or its entry is still in the heap
         heapq.heappush(self._heap, (at, kind, key))
         if len(self._heap) > 2 * len(self._current) + 1024:
             self._rebuild()
@@ -59,6 +63,21 @@ class DeadlineIndex:
         finally:
             self._batching = False
             self._rebuild()
+
+    @contextmanager
+    def rearming(self, key: str, kinds: tuple[DeadlineKind, ...]) -> Iterator[None]:
+        """Cancel ``key``'s deadlines of ``kinds`` for the block to schedule again: one
+        scheduled at the time it had takes its heap entry back, one not scheduled stays
+        cancelled."""
+        self._revivable = {}
+        for kind in kinds:
+            at = self._current.pop((key, kind), None)
+            if at is not None:
+                self._revivable[(key, kind)] = at
+        try:
+            yield
+        finally:
+            self._revivable = {}
 
     def cancel(self, key: str, kind: DeadlineKind) -> None:
         self._current.pop((key, kind), None)
@@ -75,5 +94,7 @@ class DeadlineIndex:
         return due
 
     def _rebuild(self) -> None:
-        self._heap = [(at, kind, key) for (key, kind), at in self._current.items()]
+        """The heap anew from the current deadlines (and those a ``rearming`` may revive)."""
+        entries = itertools.chain(self._current.items(), self._revivable.items())
+        self._heap = [(at, kind, key) for (key, kind), at in entries]
         heapq.heapify(self._heap)
