@@ -13,8 +13,12 @@ id, a team or source by its name, a lesson by its subject, an incident by its se
 For each event type and each deadline kind it reports how many owners' keys one application
 writes, and which key kinds land on another owner. Under the simplest protocol (the home owner
 applies the event and forwards it whole to every other owner whose keys it wrote, each writing
-only its own), ``applications per event`` is the work multiplied; ``N / applications`` bounds
-the speed-up of N replicas. A deadline has no home: its owner is its entity's.
+only its own), ``owners_per_application`` is the work multiplied and ``N`` over it bounds the
+speed-up of N replicas; ``..._with_partials`` counts as if per-source and per-team aggregates
+were kept per owner. A deadline has no home: its owner is its entity's. Then the changelog the
+stream made is applied to a fresh global view, as a standby tails it, for its CPU per record
+(``tail_us_per_record``; ``_unarmed``: without keeping the CIs' deadlines armed), which every
+replica would pay for every record, whoever wrote it.
 
 Streams: the curated sample week (``examples/events.jsonl`` with ``examples/policy.yaml``) and
 ``bench.synthetic`` (~90% discovery, ~9% deploys) under the packaged policy, its services'
@@ -291,7 +295,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000, help="synthetic stream's size")
     parser.add_argument("--partitions", type=int, nargs="+", default=[6])
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args()
     results = {
         f"{name}, {n} partitions": survey(lines, policy, n)
@@ -299,7 +303,7 @@ def main() -> None:
         for n in args.partitions
     }
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results))
         return
     for name, result in results.items():
         _print(name.rsplit(",", 1)[0], result)

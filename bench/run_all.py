@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
 NAMES = (
     "throughput", "scale", "blast_radius", "governance", "register", "recovery", "replay",
-    "failover",
+    "failover", "partitioning",
 )  # fmt: skip
 COUNTS = ("cis", "open_changes", "_seconds", "rss_mib")
 """Figures of bench/governance.py shown without decimals."""
@@ -108,6 +108,11 @@ def failover(bootstrap: str, repetitions: int) -> dict[str, Any]:
     """``bench/failover.py``: kill -9 of the active of 3 replicas, until the next judges."""
     return _json_run("bench.failover", "--bootstrap", bootstrap,
                      "--repetitions", str(repetitions))  # fmt: skip
+
+
+def partitioning(events: int) -> dict[str, Any]:
+    """One run: the owners' counts are exact; the view's CPU per record is one measurement."""
+    return _json_run("bench.partitioning", "--events", str(events), "--partitions", "3", "6", "12")
 
 
 def replay(events: int, repetitions: int) -> dict[str, Any]:
@@ -308,8 +313,35 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
             *_takeover_phases(f),
             "",
         ]
+    if "partitioning" in results:
+        lines += _partitioning_section(results["partitioning"])
     lines += [f"<!-- results: {json.dumps(results)} -->"]
     return "\n".join(lines) + "\n"
+
+
+def _partitioning_section(surveys: dict[str, Any]) -> list[str]:
+    lines = ["## What partitioned judgement would meet (`bench/partitioning.py`)", "",
+             "Each stream applied in order as `replay` does, every changelog key given the "
+             "partition Kafka's default partitioner would give its owning entity; the changelog "
+             "it made (batches of 500 events) applied to a fresh global view as a standby tails "
+             "it. *Owners per event*: the work multiplied if an event were forwarded whole to "
+             "each owner whose keys it writes; *with partials*: were per-source and per-team "
+             "aggregates kept per owner. One run (see bench/ANALYSIS.md).", "",
+             "| stream, partitions | writing another owner's keys | owners per event "
+             "| with partials | changelog records per event | view CPU per record, deadlines "
+             "armed / none | view CPU per input event |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, survey in surveys.items():
+        events, per_record = survey["events"], survey["tail_us_per_record"]
+        records = survey["changelog_records_per_event"]
+        lines.append(
+            f"| {name} | {events['share_writing_another_owner']:.0%} "
+            f"| {events['owners_per_application']:.2f} "
+            f"| {events['owners_per_application_with_partials']:.2f} | {records:.2f} "
+            f"| {per_record:.0f} / {survey['tail_us_per_record_unarmed']:.0f} µs "
+            f"| {records * per_record:.0f} µs |"
+        )
+    return [*lines, ""]
 
 
 TAKEOVER_PHASES = {
@@ -440,6 +472,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
             elif name == "failover":
                 results[name] = failover(kafka, args.failover_repetitions)
+            elif name == "partitioning":
+                results[name] = partitioning(args.events)
             else:
                 results[name] = replay(
                     args.replay_events, args.replay_repetitions or args.repetitions

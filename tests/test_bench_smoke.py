@@ -185,3 +185,17 @@ def test_partitioning_at_a_tiny_size() -> None:
     for figures in [result["events"], *result["by_event_type"].values()]:
         assert figures["owners_per_application_with_partials"] >= 1
         assert figures["owners_per_application_with_partials"] <= figures["owners_per_application"]
+
+
+def test_run_all_reports_what_partitioning_would_meet(tmp_path: Path) -> None:
+    """The report gets one row per stream and partition count, with the survey's figures."""
+    out = tmp_path / "RESULTS.md"
+    results = run_all.main(["--only", "partitioning", "--events", "300", "--out", str(out)])
+    surveys = results["partitioning"]
+    assert len(surveys) == 9  # three streams by 3, 6 and 12 partitions
+    text = out.read_text()
+    assert "## What partitioned judgement would meet" in text
+    for name, survey in surveys.items():
+        owners = survey["events"]["owners_per_application"]
+        assert f"| {name} | " in text and f"| {owners:.2f} |" in text
+        assert survey["tail_us_per_record"] > 0 and survey["tail_us_per_record_unarmed"] > 0
