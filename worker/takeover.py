@@ -95,6 +95,7 @@ class ActiveRole:
         phases.done("seek")
         self.producer = producer
         self.metrics.set_active(True)
+        self.metrics.set_state_lag(0)  # read to its end; the active applies its own writes
         log.info("took_over", state_records=applied, **phases.seconds())
 
     def close(self, timeout: float) -> None:
