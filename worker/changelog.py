@@ -263,14 +263,14 @@ class Restoring:
     def _put_ci(self, ci_id: CIId, value: bytes | None) -> None:
         cmdb = self.engine.state.cmdb
         earlier = self._targets(ci_id) if self.armed else set()
-        cmdb.withdraw(ci_id)
         raw = json.loads(value) if value is not None else {}
-        if "retired_at" in raw:
-            cmdb.retired[ci_id] = _parsed(raw["retired_at"])
-        elif "record" in raw:
-            cmdb.restore_record(record_from_json(raw["record"]))
-            for target, data in raw["edges"].items():
-                cmdb.graph.add_edge(ci_id, sys.intern(target), **_edge_from_json(data))
+        if "record" in raw:
+            edges = {CIId(sys.intern(t)): _edge_from_json(d) for t, d in raw["edges"].items()}
+            cmdb.restore(record_from_json(raw["record"]), edges)
+        else:
+            cmdb.withdraw(ci_id)
+            if "retired_at" in raw:
+                cmdb.retired[ci_id] = _parsed(raw["retired_at"])
         if self.armed:  # a target's deadlines change only if an edge to it came or went
             self._rearm_cis({ci_id} | (earlier ^ self._targets(ci_id)))
 

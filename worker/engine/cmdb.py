@@ -172,6 +172,34 @@ class Cmdb:
         self.dirty.add(ci_id)
         return record
 
+    def restore(self, record: CIRecord, edges: dict[CIId, EdgeData]) -> None:
+        """Put a CI's changelog value, its record and outgoing edges, into the graph and every
+        index, in place of an earlier value. Either way the graph ends as a rebuild from this
+        value alone would leave it; a refresh (what the indexes hold of the CI and its edges'
+        targets, in order, unchanged: most of what a standby applies) skips withdrawing the
+        earlier value and only replaces the record and the edges' data."""
+        refresh = self._refreshes(record, edges)
+        if not refresh:
+            self.withdraw(record.id)
+        self.retired.pop(record.id, None)
+        self.restore_record(record)
+        for target, data in edges.items():
+            if refresh:
+                kept: EdgeData = self.graph.edges[record.id, target]
+                kept.clear()
+                kept.update(data)
+            else:
+                self.graph.add_edge(record.id, target, **data)
+
+    def _refreshes(self, record: CIRecord, edges: dict[CIId, EdgeData]) -> bool:
+        node = self.graph.nodes.get(record.id)
+        earlier: CIRecord | None = node.get("ci") if node else None
+        return (
+            earlier is not None
+            and _indexed(earlier) == _indexed(record)
+            and list(self.graph.successors(record.id)) == list(edges)
+        )
+
     def restore_record(self, record: CIRecord) -> None:
         """Put a record read back from the changelog into the graph and every index."""
         self.graph.add_node(record.id, ci=record)
@@ -346,6 +374,11 @@ class Cmdb:
 
     def has_relations(self, ci_id: CIId) -> bool:
         return bool(self.graph.degree(ci_id))
+
+
+def _indexed(record: CIRecord) -> tuple[object, ...]:
+    """What the indexes hold of a record (``restore_record`` and ``_unindex``)."""
+    return record.type, record.aliases, record.identifiers, record.seen_by.keys()
 
 
 def _strong_keys(
