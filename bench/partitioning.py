@@ -294,7 +294,9 @@ def _print(name: str, result: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000, help="synthetic stream's size")
-    parser.add_argument("--partitions", type=int, nargs="+", default=[6])
+    parser.add_argument(
+        "--partitions", type=int, nargs="+", default=[6], help="owner counts to survey"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args()
     results = {
