@@ -59,13 +59,14 @@ from cmdb_worker.worker.engine.state import (
 )
 from cmdb_worker.worker.produce_command import contract_key
 from cmdb_worker.worker.replay import message_from_line
+from cmdb_worker.worker.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PARTIAL_KINDS = frozenset({SOURCE, TEAM_OUTCOMES, TEAM_HISTORY, DORA_TEAM})
 """Per-source and per-team aggregates, which every partition's events add to."""
-BATCH = 500
-"""Events per transaction, as ``run`` polls them (``max_poll_records``): a key written several
-times in one goes to the changelog once."""
+BATCH: int = Settings.model_fields["max_poll_records"].default
+"""Events per transaction, as ``run`` polls them by default: a key written several times in
+one goes to the changelog once."""
 Key = tuple[str, str]
 """A changelog key as the engine marks it changed: (kind, entity id)."""
 
