@@ -101,10 +101,11 @@ class Spread:
         local = {(kind, home) for kind, _ in written if kind in PARTIAL_KINDS and home is not None}
         unshared = {(k, owner) for k, owner in written if k not in PARTIAL_KINDS or home is None}
         foreign = {(kind, owner) for kind, owner in written if owner != home}
+        owners = _owner_count(home, written)
         self.applications += 1
-        self.owners += _owner_count(home, written)
+        self.owners += owners
         self.owners_with_partials += _owner_count(home, unshared | local)
-        self.with_foreign += bool(foreign) if home is not None else len(foreign) > 1
+        self.with_foreign += owners > 1  # another owner than the home, or (no home) two
         self.foreign_kinds.update(kind for kind, _ in foreign)
 
     def merge(self, other: "Spread") -> None:
