@@ -169,33 +169,38 @@ def test_partitioning_counts_a_placeholder_on_another_owner() -> None:
     assert partitioning.partition_of("service/svc-0@prod", 2) == 0
     assert partitioning.partition_of("service/svc-2@prod", 2) == 1
     lines = [_observed("svc-0", depends_on="svc-2")]
-    spread = partitioning.survey(lines, load_policy(), 2)["by_event_type"]["cmdb.ci.observed"]
+    tallies = partitioning.survey(lines, load_policy(), [1, 2])["partitions"]
+    spread = tallies["2"]["by_event_type"]["cmdb.ci.observed"]
     assert spread["foreign_writes_by_kind"]["ci"] == 1
     assert spread["owners_per_application_with_partials"] == 2
-    alone = partitioning.survey(lines, load_policy(), 1)["events"]
+    alone = tallies["1"]["events"]
     assert alone["share_writing_another_owner"] == 0 and alone["owners_per_application"] == 1
 
 
 def test_partitioning_at_a_tiny_size() -> None:
-    """Every event type and deadline kind of the synthetic stream gets its figures, and
-    aggregates kept per owner never spread an event wider."""
-    result = partitioning.survey(synthetic.events(3000, n_services=300), load_policy(), 6)
-    assert set(result["by_event_type"]) == {"cmdb.ci.observed", "dev.cdevents.service.deployed"}
-    assert {"stale", "phantom"} <= set(result["by_deadline_kind"])
-    for figures in [result["events"], *result["by_event_type"].values()]:
+    """Every event type and deadline kind of the synthetic stream gets its figures, aggregates
+    kept per owner never spread an event wider, and the view's cost comes out."""
+    result = partitioning.survey(synthetic.events(3000, n_services=300), load_policy(), [6])
+    tally = result["partitions"]["6"]
+    assert set(tally["by_event_type"]) == {"cmdb.ci.observed", "dev.cdevents.service.deployed"}
+    assert {"stale", "phantom"} <= set(tally["by_deadline_kind"])
+    for figures in [tally["events"], *tally["by_event_type"].values()]:
         assert figures["owners_per_application_with_partials"] >= 1
         assert figures["owners_per_application_with_partials"] <= figures["owners_per_application"]
+    _all_positive(result, ["changelog_records_per_event", "view_us_per_record"])
 
 
 def test_run_all_reports_what_partitioning_would_meet(tmp_path: Path) -> None:
-    """The report gets one row per stream and partition count, with the survey's figures."""
+    """The report gets a row per stream and partition count, and one per stream for the view."""
     out = tmp_path / "RESULTS.md"
     results = run_all.main(["--only", "partitioning", "--events", "300", "--out", str(out)])
     surveys = results["partitioning"]
-    assert len(surveys) == 9  # three streams by 3, 6 and 12 partitions
+    assert len(surveys) == 3  # the sample week and two synthetic streams
     text = out.read_text()
     assert "## What partitioned judgement would meet" in text
     for name, survey in surveys.items():
-        owners = survey["events"]["owners_per_application"]
-        assert f"| {name} | " in text and f"| {owners:.2f} |" in text
-        assert survey["tail_us_per_record"] > 0 and survey["tail_us_per_record_unarmed"] > 0
+        assert set(survey["partitions"]) == {"3", "6", "12"}
+        for n, tally in survey["partitions"].items():
+            owners = tally["events"]["owners_per_application"]
+            assert f"| {name}, {n} | " in text and f"| {owners:.2f} |" in text
+        assert f"| {name} | {survey['changelog_records_per_event']:.2f} |" in text
