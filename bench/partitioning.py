@@ -98,13 +98,15 @@ class Spread:
     foreign_kinds: Counter[str] = field(default_factory=Counter)
 
     def add(self, home: int | None, written: set[tuple[str, int]]) -> None:
-        local = {(kind, home) for kind, _ in written if kind in PARTIAL_KINDS and home is not None}
-        unshared = {(k, owner) for k, owner in written if k not in PARTIAL_KINDS or home is None}
+        partials = {
+            (kind, home if kind in PARTIAL_KINDS and home is not None else owner)
+            for kind, owner in written
+        }  # an aggregate's partial is written where the event is
         foreign = {(kind, owner) for kind, owner in written if owner != home}
         owners = _owner_count(home, written)
         self.applications += 1
         self.owners += owners
-        self.owners_with_partials += _owner_count(home, unshared | local)
+        self.owners_with_partials += _owner_count(home, partials)
         self.with_foreign += owners > 1  # another owner than the home, or (no home) two
         self.foreign_kinds.update(kind for kind, _ in foreign)
 
@@ -175,7 +177,6 @@ class Survey:
     def run(self, lines: Iterable[str]) -> None:
         """Apply every line, its deadline handlers wrapped to see what each firing writes."""
         wrapped = {kind: self._observed(kind) for kind in self._handlers}
-        saved = dict(engine_apply.DEADLINE_HANDLERS)
         engine_apply.DEADLINE_HANDLERS.update(wrapped)
         try:
             clock = EventClock()
@@ -183,7 +184,7 @@ class Survey:
                 self._apply(line, clock)
             self._write_batch()
         finally:
-            engine_apply.DEADLINE_HANDLERS.update(saved)
+            engine_apply.DEADLINE_HANDLERS.update(self._handlers)
 
     def _apply(self, line: str, clock: EventClock) -> None:
         try:
@@ -196,10 +197,10 @@ class Survey:
         written = self.engine.state.take_dirty()
         self._batch |= written
         routed = message.key or contract_key(event.payload)
+        key = routed.decode() if routed else None
         entities = self._entities(written - self._fired)
         for tally in self.tallies:
-            home = tally.home(routed.decode() if routed else None)
-            tally.events[event.type].add(home, tally.owners(entities))
+            tally.events[event.type].add(tally.home(key), tally.owners(entities))
         self._fired = set()
         self._applied += 1
         if self._applied % BATCH == 0:

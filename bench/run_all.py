@@ -111,7 +111,7 @@ def failover(bootstrap: str, repetitions: int) -> dict[str, Any]:
 
 
 def partitioning(events: int) -> dict[str, Any]:
-    """One run: the owners' counts are exact; the view's CPU per record is one measurement."""
+    """One run: the owners' counts are exact; the view's CPU per record is the best of 3."""
     return _json_run("bench.partitioning", "--events", str(events), "--partitions", "3", "6", "12")
 
 
