@@ -177,6 +177,7 @@ TARGETS = [CIId(f"database/db{n}@prod") for n in range(3)]
 CIValue = tuple[CIRecord, dict[CIId, EdgeData]]
 KINDS = st.lists(st.sampled_from(["depends_on", "runs_on"]), min_size=1, unique=True)
 MINUTES = st.integers(0, 600)
+OWNERS = [None, "team-a", "team-b"]
 
 
 @st.composite
@@ -220,8 +221,6 @@ def ci_histories(draw: st.DrawFn) -> list[CIValue]:
         values.append((record, {target: _edge(draw) for target in targets}))
     return values
 
-
-OWNERS = [None, "team-a", "team-b"]
 
 
 def _graph_of(cmdb: Cmdb) -> dict[str, Any]:
