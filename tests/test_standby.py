@@ -222,7 +222,6 @@ def ci_histories(draw: st.DrawFn) -> list[CIValue]:
     return values
 
 
-
 def _graph_of(cmdb: Cmdb) -> dict[str, Any]:
     """The graph and indexes, edges in their order (what a traversal meets first)."""
     return {
