@@ -1,6 +1,7 @@
 """Property: whatever a CI record or a stored model holds, the changelog gives it back exactly."""
 
 import dataclasses
+import json
 import types
 import typing
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -19,6 +20,7 @@ from cmdb_worker.schemas.records import CIRecord
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.engine.apply import Engine
 from tests.test_changelog import SAMPLE, replay_with_changelog
+from tests.test_run_recovery import discovery_stream as recovery_stream
 
 TEXT = st.text(max_size=12)
 ZONES = st.sampled_from(
@@ -139,7 +141,8 @@ def _state_of(engine: Engine) -> dict[str, Any]:
     return {
         "records": {record.id: record for record in cmdb.records()},
         "edges": {(u, v): data for u, v, data in cmdb.graph.edges(data=True)},
-        "indexes": (cmdb.aliases, cmdb.retired, cmdb.strong_ids, cmdb.by_source),
+        "indexes": (cmdb.aliases, cmdb.retired, cmdb.retired_aliases, cmdb.strong_ids,
+                    cmdb.by_source),
         "changed_edges_into": cmdb.edge_history.into,
         "stores": stores,
         "identities": engine.applied._known,
@@ -152,14 +155,20 @@ def _store_json(state: Any, kind: str) -> dict[str, str]:
     return {key: model.model_dump_json() for key, model in getattr(state, attribute).items()}
 
 
-@pytest.mark.parametrize("stream", ["sample", "synthetic"])
+def _lines(stream: str, tmp_path: Path) -> list[str]:
+    if stream == "sample":
+        return SAMPLE.read_text().splitlines()
+    if stream == "synthetic":
+        return synthetic.write(tmp_path / "s.jsonl", 3000).read_text().splitlines()
+    return [json.dumps(event) for event in recovery_stream(3000)]
+
+
+@pytest.mark.parametrize("stream", ["sample", "synthetic", "retirements and merges"])
 def test_a_rebuilt_state_equals_the_live_one_exactly(stream: str, tmp_path: Path) -> None:
-    """After the sample week or 3,000 synthetic events, written to the changelog every 7 events
-    (so keys are rewritten and withdrawn), the rebuild holds exactly the live state."""
-    lines = (
-        SAMPLE.read_text().splitlines() if stream == "sample"
-        else synthetic.write(tmp_path / "s.jsonl", 3000).read_text().splitlines()
-    )  # fmt: skip
+    """After the sample week, 3,000 synthetic events or 3,000 discovery events that retire and
+    merge CIs, written to the changelog every 7 events (so keys are rewritten and withdrawn),
+    the rebuild holds exactly the live state."""
+    lines = _lines(stream, tmp_path)
     live, entries = replay_with_changelog(lines)
     rebuilt = Engine(live.policy)
     changelog.rebuild(rebuilt, entries)

@@ -1,11 +1,11 @@
 """The state's changelog: one compacted record per entity, from which any replica rebuilds.
 
 Keys are ``<kind>/<id>``: ``ci/service/api@prod`` holds the CI's record (every field of
-``CIRecord``, by name) and its outgoing edges (or ``retired_at`` once retired; a tombstone once
-merged into another CI), ``events/<digest>`` remembers a batch of applied event identities,
-``timeline/<subject>`` the findings about a subject and ``edge_history/<CI id>`` when that CI's
-outgoing edges came and went (both bounded by the policy's ``history`` section); every other
-kind is a pydantic model store (``MODEL_STORES``).
+``CIRecord``, by name) and its outgoing edges (or ``retired_at`` and the ids merged into it once
+retired; a tombstone once merged into another CI), ``events/<digest>`` remembers a batch of
+applied event identities, ``timeline/<subject>`` the findings about a subject and
+``edge_history/<CI id>`` when that CI's outgoing edges came and went (both bounded by the
+policy's ``history`` section); every other kind is a pydantic model store (``MODEL_STORES``).
 Rebuild streams the records once, a later value of a key replacing the earlier one as compaction
 keeps the last, and re-arms the deadlines when all are in.
 """
@@ -120,10 +120,21 @@ def _store(state: State, kind: str) -> dict[str, Any]:
 def ci_value(cmdb: Cmdb, ci_id: CIId) -> dict[str, Any] | None:
     node = cmdb.graph.nodes.get(ci_id)
     if node is None:
-        retired_at = cmdb.retired.get(ci_id)
-        return {"retired_at": retired_at.isoformat()} if retired_at else None
+        return _retirement_value(cmdb, ci_id)
     edges = {target: _edge_json(data) for _, target, data in cmdb.graph.out_edges(ci_id, data=True)}
     return {"record": record_json(node["ci"]), "edges": edges}
+
+
+def _retirement_value(cmdb: Cmdb, ci_id: CIId) -> dict[str, Any] | None:
+    """When a retired CI was retired, with the ids merged into it; None (a tombstone) if the
+    CI is not retired either."""
+    retired_at = cmdb.retired.get(ci_id)
+    if retired_at is None:
+        return None
+    value: dict[str, Any] = {"retired_at": retired_at.isoformat()}
+    if aliases := cmdb.retired_aliases.get(ci_id):
+        value["aliases"] = sorted(aliases)
+    return value
 
 
 def record_json(record: CIRecord) -> dict[str, Any]:
@@ -270,7 +281,8 @@ class Restoring:
         else:
             cmdb.withdraw(ci_id)
             if "retired_at" in raw:
-                cmdb.retired[ci_id] = _parsed(raw["retired_at"])
+                aliases = frozenset(map(CIId, raw.get("aliases", [])))
+                cmdb.restore_retirement(ci_id, _parsed(raw["retired_at"]), aliases)
         if self.armed:  # a target's deadlines change only if an edge to it came or went
             self._rearm_cis({ci_id} | (earlier ^ self._targets(ci_id)))
 

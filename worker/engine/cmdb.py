@@ -52,6 +52,9 @@ class Cmdb:
         self.aliases: dict[CIId, CIId] = {}
         self.strong_ids: dict[StrongKey, CIId] = {}
         self.retired: dict[CIId, datetime] = {}
+        self.retired_aliases: dict[CIId, frozenset[CIId]] = {}
+        """Ids merged into a retired CI: they still resolve to it (a late sighting under one is
+        dropped as the CI's would be), and its record takes them back if it is observed again."""
         self.by_source: dict[str, set[CIId]] = {}
         self.dirty: set[CIId] = set()
         """CIs (records or tombstones) changed since ``take_dirty``: the changelog's feed."""
@@ -167,6 +170,7 @@ class Cmdb:
             type=sys.intern(ref.type),
             name=ref.name,
             environment=interned(ref.environment),
+            aliases=self.retired_aliases.pop(ci_id, frozenset()),
         )
         self.graph.add_node(ci_id, ci=record)
         self.dirty.add(ci_id)
@@ -214,18 +218,29 @@ class Cmdb:
         its retirement, or its record, indexes and outgoing edges (the node stays while other
         CIs' edges point at it)."""
         self.retired.pop(ci_id, None)
+        self._drop_aliases(ci_id, self.retired_aliases.pop(ci_id, frozenset()))
         node = self.graph.nodes.get(ci_id)
         if node is None or "ci" not in node:
             return
         record: CIRecord = node.pop("ci")
-        for alias in record.aliases:
-            if self.aliases.get(alias) == ci_id:
-                del self.aliases[alias]
+        self._drop_aliases(ci_id, record.aliases)
         self._unindex(record)
         targets = list(self.graph.successors(ci_id))
         self.graph.remove_edges_from([(ci_id, target) for target in targets])
         for node_id in (ci_id, *targets):
             self._drop_if_bare(node_id)
+
+    def restore_retirement(self, ci_id: CIId, at: datetime, aliases: frozenset[CIId]) -> None:
+        """Put a retirement read back from the changelog, with the ids merged into the CI."""
+        self.retired[ci_id] = at
+        if aliases:
+            self.retired_aliases[ci_id] = aliases
+            self.aliases.update(dict.fromkeys(aliases, ci_id))
+
+    def _drop_aliases(self, ci_id: CIId, aliases: frozenset[CIId]) -> None:
+        for alias in aliases:
+            if self.aliases.get(alias) == ci_id:
+                del self.aliases[alias]
 
     def _drop_if_bare(self, node_id: CIId) -> None:
         """Remove a node that holds no record and that no edge touches any more."""
@@ -334,6 +349,8 @@ class Cmdb:
         self.dirty.add(ci_id)
         if record is None:
             return Retirement(ci_id)
+        if record.aliases:
+            self.retired_aliases[ci_id] = record.aliases
         pointing = {
             origin: sorted(data) for origin, _, data in self.graph.in_edges(ci_id, data=True)
         }
