@@ -19,7 +19,8 @@ were kept per owner. A deadline has no home: its owner is its entity's. One pass
 serves every number of partitions asked. Then the changelog the stream made is applied to a
 fresh global view, as a standby tails it, for its CPU per record (``view_us_per_record``, the
 best of 3 passes; ``_unarmed``: without keeping the CIs' deadlines armed), which every replica
-would pay for every record, whoever wrote it.
+would pay for every record, whoever wrote it; and to a ``bench.lean_view.LeanView``
+(``lean_view_us_per_record``), what a replica would need to keep of other owners' entities.
 
 Streams: the curated sample week (``examples/events.jsonl`` with ``examples/policy.yaml``) and
 ``bench.synthetic`` (~90% discovery, ~9% deploys) under the packaged policy, its services'
@@ -38,6 +39,7 @@ from typing import Any
 
 from kafka.partitioner.default import murmur2
 
+from bench.lean_view import LeanView
 from bench.synthetic import events as synthetic_events
 from cmdb_worker.rules.policy import Policy, load_policy
 from cmdb_worker.schemas.decode import InvalidEvent, decode
@@ -244,6 +246,15 @@ class Survey:
         standby does) or none of them."""
         return min(self._view_pass(armed) for _ in range(repetitions))
 
+    def lean_view_seconds_per_record(self, repetitions: int = 3) -> float:
+        """The same for a ``LeanView`` (what a replica would keep of other owners' entities)."""
+        return min(self._lean_view_pass() for _ in range(repetitions))
+
+    def _lean_view_pass(self) -> float:
+        started = time.process_time()
+        LeanView().apply(self.changelog)
+        return (time.process_time() - started) / max(len(self.changelog), 1)
+
     def _view_pass(self, armed: bool) -> float:
         standby = changelog.Restoring(Engine(self.engine.policy))
         if armed:
@@ -259,6 +270,7 @@ class Survey:
             "changelog_records_per_event": round(len(self.changelog) / applied, 3),
             "view_us_per_record": round(self.view_seconds_per_record(armed=True) * 1e6, 1),
             "view_us_per_record_unarmed": round(self.view_seconds_per_record(armed=False) * 1e6, 1),
+            "lean_view_us_per_record": round(self.lean_view_seconds_per_record() * 1e6, 1),
             "partitions": {str(tally.partitions): tally.figures() for tally in self.tallies},
         }
 
@@ -297,7 +309,9 @@ def _print(name: str, result: dict[str, Any]) -> None:
     records, view = result["changelog_records_per_event"], result["view_us_per_record"]
     print(f"\n{name}: {records} changelog records per event, each {view} µs of CPU to apply on"
           f" every replica's global view ({result['view_us_per_record_unarmed']} µs without"
-          f" arming deadlines): {records * view:.0f} µs per event")  # fmt: skip
+          f" arming deadlines): {records * view:.0f} µs per event; a lean view"
+          f" {result['lean_view_us_per_record']} µs per record,"
+          f" {records * result['lean_view_us_per_record']:.0f} µs per event")  # fmt: skip
     for n, tally in result["partitions"].items():
         total = tally["events"]
         owners = total["owners_per_application"]

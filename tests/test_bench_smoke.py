@@ -13,6 +13,7 @@ import pytest
 from bench import (
     failover,
     governance,
+    lean_view,
     partitioning,
     recovery,
     register,
@@ -21,7 +22,8 @@ from bench import (
     synthetic,
     throughput,
 )
-from cmdb_worker.rules.policy import load_policy
+from cmdb_worker.rules.policy import Policy, load_policy
+from tests.test_run_recovery import discovery_stream as recovery_stream
 
 
 def _positive(value: Any) -> bool:
@@ -188,6 +190,36 @@ def test_partitioning_at_a_tiny_size() -> None:
         assert figures["owners_per_application_with_partials"] >= 1
         assert figures["owners_per_application_with_partials"] <= figures["owners_per_application"]
     _all_positive(result, ["changelog_records_per_event", "view_us_per_record"])
+
+
+def _streams() -> dict[str, tuple[list[str], Policy]]:
+    sample, synthetic_stream, _ = partitioning.streams(2000)
+    retiring = [json.dumps(event) for event in recovery_stream(2000)]
+    return {
+        "sample week": sample[1:],
+        "synthetic": synthetic_stream[1:],
+        "retirements and merges": (retiring, load_policy()),
+    }
+
+
+@pytest.mark.parametrize("stream", ["sample week", "synthetic", "retirements and merges"])
+def test_a_lean_view_holds_the_graph_the_whole_view_holds(stream: str) -> None:
+    """What other owners' judgements read (edges, a CI's read fields, aliases, open changes) is
+    the same in a lean view as in the engine that wrote the changelog: merges, retirements,
+    tombstones and churning relations included."""
+    lines, policy = _streams()[stream]
+    survey = partitioning.Survey(policy, [6])
+    survey.run(lines)
+    lean = lean_view.LeanView()
+    lean.apply(survey.changelog)
+    cmdb = survey.engine.state.cmdb
+    assert set(lean.graph.edges) == set(cmdb.graph.edges)
+    assert set(lean.graph.nodes) == set(cmdb.graph.nodes)
+    for record in cmdb.records():
+        read = {field: getattr(record, field) for field in lean_view.READ_FIELDS}
+        assert lean.graph.nodes[record.id] == read
+    assert lean.aliases == cmdb.aliases
+    assert lean.changes == survey.engine.state.changes
 
 
 def test_run_all_reports_what_partitioning_would_meet(tmp_path: Path) -> None:
