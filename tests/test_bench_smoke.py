@@ -23,7 +23,7 @@ from bench import (
     throughput,
 )
 from cmdb_worker.rules.policy import Policy, load_policy
-from tests.test_run_recovery import discovery_stream as recovery_stream
+from tests.recovery_stream import discovery_stream as recovery_stream
 
 
 def _positive(value: Any) -> bool:

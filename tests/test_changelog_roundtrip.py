@@ -19,8 +19,8 @@ from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.engine.apply import Engine
+from tests.recovery_stream import discovery_stream as recovery_stream
 from tests.test_changelog import SAMPLE, replay_with_changelog
-from tests.test_run_recovery import discovery_stream as recovery_stream
 
 TEXT = st.text(max_size=12)
 ZONES = st.sampled_from(
