@@ -64,3 +64,14 @@ def test_a_retired_ci_observed_again_comes_back(run: Run):
     run.restart()
     run.feed(observed("h1", ci_type="host", environment=None, time=at(hours=2), id="back"))
     assert HOST in run.engine.state.cmdb.graph
+
+
+def test_a_late_relation_counts_the_phantom_grace_from_its_own_time(run: Run):
+    """A relation reported late (older than the first) moves the start of the grace back, and a
+    restart keeps it: ci_phantom comes a grace after the earliest relation."""
+    run.feed(pointing("api", 2))
+    run.feed(pointing("web", 0))  # a transaction of its own: the placeholder changed alone
+    run.restart()
+    grace = run.policy.hygiene.phantom_grace
+    found = run.keep_alive(at() + grace + timedelta(hours=1), "/discovery/a")
+    assert [finding.subject for finding in of_kind(found, "ci_phantom")] == [GHOST]

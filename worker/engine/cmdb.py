@@ -110,6 +110,7 @@ class Cmdb:
         ci_id, merged = self._identify(observed, at)
         record = self._record_for(ci_id, observed)
         if record.last_seen is None or at >= record.last_seen:
+            self._unindex_identifiers(record)  # an identifier's old value identifies it no more
             _update_fields(record, observed)
         self._index_identifiers(record)
         previous = record.seen_by.get(source)
@@ -251,22 +252,34 @@ class Cmdb:
         for key in _strong_keys(record.type, record.identifiers, self.strong_identifiers):
             self.strong_ids.setdefault(key, record.id)
 
+    def _unindex_identifiers(self, record: CIRecord) -> None:
+        for key in _strong_keys(record.type, record.identifiers, self.strong_identifiers):
+            if self.strong_ids.get(key) == record.id:
+                del self.strong_ids[key]
+
     def _merge(self, kept: CIId, duplicate: CIId, at: datetime) -> None:
         """Fold ``duplicate`` into ``kept``: aliases, identifiers, sightings and edges."""
         self.aliases[duplicate] = kept
         self.dirty |= {kept, duplicate}
-        if duplicate not in self.graph:
+        if duplicate not in self.graph:  # known only as a retired CI: its ids come along
+            self.retired.pop(duplicate, None)
+            carried = self.retired_aliases.pop(duplicate, frozenset())
+            self.aliases.update(dict.fromkeys(carried, kept))
             record: CIRecord = self.graph.nodes[kept]["ci"]
-            record.aliases = record.aliases | {duplicate}
+            record.aliases = record.aliases | {duplicate} | carried
             return
         gone: CIRecord = self.graph.nodes[duplicate]["ci"]
         target: CIRecord = self.graph.nodes[kept]["ci"]
+        self._unindex(gone)
+        self._unindex_identifiers(target)
         _absorb(target, gone)
         self._rank(target)
+        self._index_identifiers(target)
+        for source in target.seen_by:
+            self.by_source.setdefault(source, set()).add(kept)
         for alias in gone.aliases:
             self.aliases[alias] = kept
         self._move_edges(duplicate, kept, at)
-        self._repoint_indexes(duplicate, kept)
         self.graph.remove_node(duplicate)
 
     def _move_edges(self, old: CIId, new: CIId, at: datetime) -> None:
@@ -279,15 +292,6 @@ class Cmdb:
             if origin != new:
                 _merge_edge_data(self._edge(origin, new, at), data)
                 self.dirty.add(origin)
-
-    def _repoint_indexes(self, old: CIId, new: CIId) -> None:
-        for key, holder in list(self.strong_ids.items()):
-            if holder == old:
-                self.strong_ids[key] = new
-        for members in self.by_source.values():
-            if old in members:
-                members.discard(old)
-                members.add(new)
 
     def _edge(self, origin: CIId, target: CIId, at: datetime) -> EdgeData:
         """The edge's data, the edge added (and its appearance at ``at`` noted) if new."""
@@ -319,13 +323,19 @@ class Cmdb:
                 continue
             placeholder = self._record_for(target, relation.target)
             if placeholder.first_seen is None:
-                placeholder.referenced_at = min(at, placeholder.referenced_at or at)
+                self._referenced(placeholder, at)
             self._edge(ci_id, target, at).setdefault(sys.intern(relation.type), {})[source] = at
             wanted.add((target, relation.type))
         if complete:
             self._drop_unlisted(ci_id, source, wanted, at)
         self.dirty.add(ci_id)
         return dangling
+
+    def _referenced(self, placeholder: CIRecord, at: datetime) -> None:
+        """A relation named ``placeholder`` at ``at``: it is referenced since the earliest."""
+        if placeholder.referenced_at is None or at < placeholder.referenced_at:
+            placeholder.referenced_at = at
+            self.dirty.add(placeholder.id)
 
     def _drop_unlisted(
         self, ci_id: CIId, source: str, wanted: set[tuple[CIId, str]], at: datetime
@@ -369,9 +379,7 @@ class Cmdb:
         self.graph.remove_node(record.id)
 
     def _unindex(self, record: CIRecord) -> None:
-        for key in _strong_keys(record.type, record.identifiers, self.strong_identifiers):
-            if self.strong_ids.get(key) == record.id:
-                del self.strong_ids[key]
+        self._unindex_identifiers(record)
         for source in record.seen_by:
             self.by_source.get(source, set()).discard(record.id)
 

@@ -1,0 +1,80 @@
+"""Strong-identifier merges hold across a restart: a retired CI keeps the ids merged into it (a
+late sighting under a merged-away name is dropped, the CI comes back with its ids), brings them
+along when a live CI's identifier claims it, and a CI is found by its identifiers' current
+values only. Each test runs live and after a changelog rebuild (a restarted replica must judge
+alike)."""
+
+from typing import Any
+
+from tests.events import at, observed, retired
+from tests.restarts import Run
+
+KEPT, MERGED = "host/h1", "host/h2"
+
+
+def host(name: str, hours: float, **fields: Any) -> dict[str, Any]:
+    return observed(name, ci_type="host", environment=None, time=at(hours=hours),
+                    id=f"{name}-{hours}", owner="team-infra", **fields)  # fmt: skip
+
+
+def merged_then_retired(run: Run) -> None:
+    """h2 shares h1's serial number (merged into h1), then h1 is retired at hour 2."""
+    run.feed(host("h1", 0, identifiers={"serial_number": "SN1"}),
+             host("h2", 1, identifiers={"serial_number": "SN1"}),
+             retired("host", "h1", environment=None, time=at(hours=2), id="retire"))  # fmt: skip
+    run.restart()
+
+
+def test_a_late_sighting_of_a_merged_away_name_does_not_come_back_as_a_new_ci(run: Run):
+    merged_then_retired(run)
+    assert run.feed(host("h2", 1.5)) == []
+    assert list(run.engine.state.cmdb.graph.nodes) == []
+    assert run.engine.state.cmdb.resolve(MERGED) == KEPT
+
+
+def test_a_retired_ci_observed_again_comes_back_with_the_ids_merged_into_it(run: Run):
+    merged_then_retired(run)
+    run.feed(host("h1", 3))
+    run.restart()
+    cmdb = run.engine.state.cmdb
+    record = cmdb.get(KEPT)
+    assert record is not None and record.aliases == {MERGED}
+    assert cmdb.resolve(MERGED) == KEPT
+    run.feed(host("h2", 4))
+    assert list(cmdb.graph.nodes) == [KEPT]
+
+
+def test_a_later_sighting_of_a_merged_away_name_brings_the_ci_back(run: Run):
+    merged_then_retired(run)
+    run.feed(host("h2", 3))
+    run.restart()
+    cmdb = run.engine.state.cmdb
+    assert list(cmdb.graph.nodes) == [KEPT]
+    record = cmdb.get(MERGED)
+    assert record is not None and record.id == KEPT and record.aliases == {MERGED}
+
+
+def test_a_retired_ci_merged_into_a_live_one_brings_the_ids_merged_into_it(run: Run):
+    """h1 merged into h2, h2 retired; h0 then reports h2's name with its own serial number: h2
+    joins h0, and a sighting of h1 lands on h0 too (not on a CI h2 brought back)."""
+    run.feed(host("h2", 0, identifiers={"serial_number": "SN0"}),
+             host("h1", 0.5, identifiers={"serial_number": "SN0"}),
+             retired("host", "h1", environment=None, time=at(hours=1), id="retire"),
+             host("h0", 2, identifiers={"serial_number": "SN1"}),
+             host("h2", 3, identifiers={"serial_number": "SN1"}))  # fmt: skip
+    run.restart()
+    run.feed(host("h1", 4))
+    cmdb = run.engine.state.cmdb
+    assert list(cmdb.graph.nodes) == ["host/h0"]
+    record = cmdb.get("host/h1")
+    assert record is not None and record.id == "host/h0"
+    assert record.aliases == {"host/h1", "host/h2"}
+
+
+def test_a_ci_is_found_by_the_current_value_of_its_identifier_only(run: Run):
+    """h1's serial number changes from SN1 to SN0: a CI reporting SN1 later is a CI of its own."""
+    run.feed(host("h1", 0, identifiers={"serial_number": "SN1"}),
+             host("h1", 1, identifiers={"serial_number": "SN0"}))  # fmt: skip
+    run.restart()
+    run.feed(host("h0", 2, identifiers={"serial_number": "SN1"}))
+    assert sorted(run.engine.state.cmdb.graph.nodes) == ["host/h0", "host/h1"]
