@@ -54,6 +54,7 @@ from cmdb_worker.worker.engine.state import (
     DORA_TEAM,
     INCIDENT,
     LESSON,
+    LESSON_OVERDUE,
     SOURCE,
     TEAM_HISTORY,
     TEAM_OUTCOMES,
@@ -80,7 +81,7 @@ def partition_of(entity: str, partitions: int) -> int:
 
 def owning_entity(state: State, kind: str, entity_id: str) -> str:
     """The entity whose owner would write the key: a lesson's subject, an incident's service."""
-    if kind == LESSON and (lesson := state.lessons.get(entity_id)) is not None:
+    if kind in (LESSON, LESSON_OVERDUE) and (lesson := state.lessons.get(entity_id)) is not None:
         return lesson.subject
     if kind == INCIDENT and (incident := state.incidents.get(entity_id)) is not None:
         return incident.ci or entity_id

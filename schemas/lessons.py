@@ -34,3 +34,11 @@ class Lesson(BaseModel):
     @property
     def is_open(self) -> bool:
         return self.status in ("Open", "In Progress")
+
+
+class OverdueReported(BaseModel):
+    """That a lesson's due date passed and ``lesson_overdue`` said so: once per due date, even
+    across a restart (a new due date is reported again when it passes)."""
+
+    lesson_id: str
+    due: date

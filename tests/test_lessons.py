@@ -11,6 +11,7 @@ from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.replay import replay
 from tests.events import T0, at, keep_alive, kinds, observed, to_input
 from tests.governance_helpers import deploy, lesson_updated, of_kind
+from tests.restarts import Run
 
 API = "service/payments-api@prod"
 
@@ -165,6 +166,21 @@ def test_a_new_due_date_moves_the_overdue_check(engine):
     assert overdue(engine, old + timedelta(days=1)) == []
     later = overdue(engine, datetime(2027, 2, 1, 1, tzinfo=T0.tzinfo))
     assert "LL-0001" in [finding.subject for finding in later]
+
+
+def test_an_overdue_lesson_is_reported_once_across_a_restart():
+    """A replica restarted (or a standby taking over) after lesson_overdue went out does not
+    report it again; a due date moved later is reported when it passes, after a restart too."""
+    run = Run(rebuild=True)
+    run.feed(deploy("payments-api", id="d1"))
+    passed = due_passes(run.engine)
+    assert len(of_kind(run.tick(passed + timedelta(minutes=1)), "lesson_overdue")) == 1
+    run.restart()
+    assert of_kind(run.tick(passed + timedelta(hours=1)), "lesson_overdue") == []
+    run.feed(lesson_updated("LL-0001", id="e1", due="2027-01-31", time=passed))
+    run.restart()
+    later = run.tick(datetime(2027, 2, 1, 1, tzinfo=T0.tzinfo))
+    assert [f.subject for f in of_kind(later, "lesson_overdue")].count("LL-0001") == 1
 
 
 def test_a_ci_stale_beyond_its_grace_files_cmdb_stale(engine, policy):

@@ -30,7 +30,7 @@ from cmdb_worker.schemas.changes import (
 from cmdb_worker.schemas.dora import DoraTeam, MergedChange
 from cmdb_worker.schemas.history import ChangedEdges, SubjectHistory
 from cmdb_worker.schemas.ids import CIId
-from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.schemas.lessons import Lesson, OverdueReported
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
 from cmdb_worker.worker.engine import (
     discovery,
@@ -53,6 +53,7 @@ from cmdb_worker.worker.engine.state import (
     HISTORY,
     INCIDENT,
     LESSON,
+    LESSON_OVERDUE,
     MERGED_CHANGE,
     SERVICE_OUTCOMES,
     SOURCE,
@@ -69,6 +70,7 @@ MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     CHANGE: ("changes", ChangeRecord),
     INCIDENT: ("incidents", IncidentRecord),
     LESSON: ("lessons", Lesson),
+    LESSON_OVERDUE: ("overdue_reported", OverdueReported),
     HISTORY: ("histories", CIHistory),
     SERVICE_OUTCOMES: ("service_outcomes", ChangeOutcomes),
     TEAM_OUTCOMES: ("team_outcomes", ChangeOutcomes),

@@ -14,10 +14,10 @@ from cmdb_worker.schemas.decode import InvalidEvent
 from cmdb_worker.schemas.events import InputEvent, LessonUpdated, payload_fields
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
-from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.schemas.lessons import Lesson, OverdueReported
 from cmdb_worker.worker.engine import discovery
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
-from cmdb_worker.worker.engine.state import State
+from cmdb_worker.worker.engine.state import LESSON_OVERDUE, State
 
 LESSON_DUE: DeadlineKind = "lesson_due"
 STALE_TOO_LONG: DeadlineKind = "stale_too_long"
@@ -49,6 +49,13 @@ def schedule_due(state: State, lesson: Lesson) -> None:
         state.deadlines.cancel(lesson.id, LESSON_DUE)
 
 
+def _reported(state: State, lesson: Lesson) -> bool:
+    """Whether lesson_overdue went out for the lesson's current due date (rebuilt replicas
+    arm every open lesson's check again: this is what keeps it from going out twice)."""
+    reported = state.overdue_reported.get(lesson.id)
+    return reported is not None and reported.due == lesson.due
+
+
 def on_lesson_updated(
     state: State, event: InputEvent, payload: LessonUpdated, now: datetime
 ) -> list[Finding]:
@@ -65,8 +72,10 @@ def on_lesson_updated(
 
 def on_due(state: State, lesson_id: str, kind: str, now: datetime) -> list[Finding]:
     lesson = state.lessons.get(lesson_id)
-    if lesson is None or not lesson.is_open:
+    if lesson is None or not lesson.is_open or _reported(state, lesson):
         return []
+    state.overdue_reported[lesson.id] = OverdueReported(lesson_id=lesson.id, due=lesson.due)
+    state.touch(LESSON_OVERDUE, lesson.id)
     return [rules.lesson_overdue(lesson, now)]
 
 

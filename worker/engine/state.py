@@ -12,13 +12,14 @@ from cmdb_worker.schemas.changes import (
 )
 from cmdb_worker.schemas.dora import DoraTeam, MergedChange
 from cmdb_worker.schemas.history import ChangedEdges, SubjectHistory
-from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.schemas.lessons import Lesson, OverdueReported
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
 from cmdb_worker.worker.engine.cmdb import Cmdb
 from cmdb_worker.worker.engine.deadlines import DeadlineIndex
 from cmdb_worker.worker.engine.open_changes import OpenChanges
 
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
+LESSON_OVERDUE = "lesson_overdue"
 SOURCE, SUPPRESSION = "source", "suppression"
 SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
 TEAM_HISTORY = "team_history"
@@ -41,6 +42,8 @@ class State:
     """Kind ``incident``, keyed by incident id (the CDEvent ``subject.id``)."""
     lessons: dict[str, Lesson] = field(default_factory=dict)
     """Kind ``lesson``, keyed by lesson id."""
+    overdue_reported: dict[str, OverdueReported] = field(default_factory=dict)
+    """Kind ``lesson_overdue``, keyed by lesson id: the due date whose passing was reported."""
     histories: dict[str, CIHistory] = field(default_factory=dict)
     """Kind ``ci_history``, keyed by CI id: recent changes, deploys and incidents on the CI."""
     service_outcomes: dict[str, ChangeOutcomes] = field(default_factory=dict)
