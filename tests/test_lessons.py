@@ -201,6 +201,22 @@ def test_a_ci_stale_beyond_its_grace_files_cmdb_stale(engine, policy):
     )
 
 
+def test_a_restart_after_cmdb_stale_was_filed_counts_no_second_occurrence(policy):
+    """A rebuilt replica re-arms the stale CI's grace, which has passed: filing the same
+    staleness again (the same ci_stale finding as evidence) counts nothing."""
+    run = Run(rebuild=True)
+    run.feed(
+        observed("orders", owner="team-o", relations=[("depends_on", "service/db@prod")]),
+        observed("db", owner="team-o", relations=[("depends_on", "service/orders@prod")]),
+    )
+    grace_ends = T0 + 4 * policy.staleness.max_age("service")
+    filed = of_kind(run.keep_alive(grace_ends + timedelta(hours=1), "/discovery/a"), "lesson_filed")
+    assert len(filed) == 2
+    run.restart()
+    run.keep_alive(grace_ends + timedelta(hours=6), "/discovery/a", since=grace_ends)
+    assert [lesson.occurrences for lesson in run.engine.state.lessons.values()] == [1, 1]
+
+
 def test_a_stale_ci_seen_again_within_the_grace_files_nothing(engine, policy):
     """Seen again after going stale, before the grace ended: no cmdb_stale lesson, ever."""
     orders = observed("orders", owner="team-o", relations=[("depends_on", "x/y")])

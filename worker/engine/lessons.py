@@ -27,6 +27,8 @@ def file(state: State, filing: rules.Filing, now: datetime) -> list[Finding]:
     """File a lesson for the filing's (rule, subject), or count a recurrence of the one there is."""
     lesson_id = state.lesson_keys.get((filing.rule, filing.subject))
     previous = state.lessons.get(lesson_id) if lesson_id else None
+    if previous is not None and set(filing.evidence) <= set(previous.evidence):
+        return []  # this very occurrence is counted (a restarted replica re-arms deadlines)
     if previous is None:
         lesson = rules.new_lesson(state.policy, state.next_lesson_id(), filing, now)
     else:
