@@ -9,10 +9,18 @@ class Clock(Protocol):
         """The time to judge by, told the time of the event being applied (if any)."""
         ...
 
+    def at(self, event_time: datetime) -> datetime:
+        """The time an event at ``event_time`` is judged by, the clock left where it is (an
+        event refused by its handler must not move it: a restarted replica's would not)."""
+        ...
+
 
 class WallClock:
     def now(self, event_time: datetime | None = None) -> datetime:
         return datetime.now(UTC)
+
+    def at(self, event_time: datetime) -> datetime:
+        return self.now()
 
 
 class EventClock:
@@ -22,6 +30,8 @@ class EventClock:
         self.latest: datetime | None = None
 
     def now(self, event_time: datetime | None = None) -> datetime:
-        if event_time is not None and (self.latest is None or event_time > self.latest):
-            self.latest = event_time
+        self.latest = self.at(event_time) if event_time is not None else self.latest
         return self.latest or datetime.now(UTC)
+
+    def at(self, event_time: datetime) -> datetime:
+        return max(self.latest, event_time) if self.latest is not None else event_time

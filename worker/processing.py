@@ -31,9 +31,10 @@ def process(
     """Decode and apply one message; ``default_time`` stands in for a missing event time."""
     try:
         event = decode(value, list(headers), default_time)
-        findings = engine.apply(event, clock.now(event.time))
+        findings = engine.apply(event, clock.at(event.time))
     except InvalidEvent as invalid:
         return Outcome(invalid=invalid)
+    clock.now(event.time)
     if findings is None:
         return Outcome(event=event, duplicate=True)
     return Outcome(event=event, findings=findings)
