@@ -1,9 +1,12 @@
-"""Property: a restart anywhere changes nothing. Random discovery streams (strong-identifier
-merges, retirements and returns, relations that come and go, late sightings, scans) are applied
-as ``run`` applies them, once straight through and once with the engine rebuilt from its own
-changelog at random points, as a replica killed and restarted (or a standby taking over) would
-be: every event's findings and the final state must be the same."""
+"""Property: a restart anywhere changes nothing. Random streams (strong-identifier merges,
+retirements and returns, relations that come and go, late sightings, scans, change requests and
+updates, deploys, incidents, lesson edits) are applied as ``run`` applies them, once straight
+through and once with the engine replaced at random points by one made from its own changelog:
+rebuilt from it (a replica killed and restarted), or a standby's, which tailed it from some
+earlier point with its deadlines kept armed and then took over. Every event's findings and the
+final state must be the same."""
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -11,11 +14,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cmdb_worker.rules.policy import load_policy
-from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.clock import EventClock
 from cmdb_worker.worker.engine.apply import Engine
-from tests.events import T0, observed, retired, scan_completed, to_input
+from cmdb_worker.worker.processing import process
+from tests.events import T0, observed, retired, scan_completed
+from tests.governance_helpers import (
+    change_requested,
+    change_updated,
+    deploy,
+    incident,
+    lesson_updated,
+)
 from tests.test_changelog_roundtrip import _state_of
 
 HOSTS, SERIALS, SERVICES = ["h0", "h1", "h2"], ["SN0", "SN1"], ["s0", "s1"]
@@ -43,13 +53,42 @@ def service_sighting(draw: st.DrawFn, step: int, at: Any) -> dict[str, Any]:
                     complete=draw(st.booleans()))  # fmt: skip
 
 
+CHANGES, STATES = ["CHG1", "CHG2"], ["approved", "implementing", "completed", "failed"]
+
+
+@st.composite
+def governance(draw: st.DrawFn, kind: str, step: int, at: Any) -> dict[str, Any]:
+    """A change requested or updated, a deploy (naming a change or not), an incident, or a
+    person's edit of a lesson."""
+    change, service = draw(st.sampled_from(CHANGES)), draw(st.sampled_from(SERVICES))
+    if kind == "request":
+        rollback = draw(st.sampled_from([{}, {"rollback_plan": "helm rollback"}]))
+        return change_requested(change, f"service/{service}@prod", time=at, id=f"e{step}",
+                                **rollback)  # fmt: skip
+    if kind == "update":
+        return change_updated(change, time=at, id=f"e{step}", state=draw(st.sampled_from(STATES)))
+    if kind == "deploy":
+        linked = draw(st.sampled_from([{}, {"change_id": change}]))
+        predicate = draw(st.sampled_from(["deployed", "rolledback"]))
+        return deploy(service, id=f"e{step}", time=at, predicate=predicate, **linked)
+    if kind == "incident":
+        return incident(f"INC{step % 3}", service, id=f"e{step}", time=at,
+                        predicate=draw(st.sampled_from(["detected", "resolved"])))  # fmt: skip
+    status = draw(st.sampled_from(["Done", "In Progress", "Open"]))
+    return lesson_updated(f"LL-000{draw(st.integers(1, 3))}", id=f"e{step}", time=at,
+                          status=status)  # fmt: skip
+
+
 @st.composite
 def event(draw: st.DrawFn, step: int, at: Any) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["host", "host", "service", "service", "retire", "scan"]))
+    kind = draw(st.sampled_from(["host", "host", "service", "service", "retire", "scan",
+                                 "request", "update", "deploy", "incident", "lesson"]))  # fmt: skip
     if kind == "host":
         return draw(host_sighting(step, at))
     if kind == "service":
         return draw(service_sighting(step, at))
+    if kind in ("request", "update", "deploy", "incident", "lesson"):
+        return draw(governance(kind, step, at))
     if kind == "retire":
         name = draw(st.sampled_from(HOSTS + SERVICES))
         ci_type, environment = ("host", None) if name in HOSTS else ("service", "prod")
@@ -67,21 +106,39 @@ def streams(draw: st.DrawFn) -> list[dict[str, Any]]:
     return events
 
 
-def apply_all(events: list[dict[str, Any]], restarts: set[int]) -> tuple[list[Any], Engine]:
-    """Each event's findings (by id and kind), the engine rebuilt before the events in
-    ``restarts`` from the changelog written so far (a transaction per event)."""
+def apply_all(
+    events: list[dict[str, Any]], restarts: dict[int, int | None]
+) -> tuple[list[Any], Engine]:
+    """Each event's findings (by id and kind), the engine replaced before each event in
+    ``restarts`` by one made from the changelog written so far (a transaction per event):
+    rebuilt (None), or a standby's that tailed it from the given number of records on."""
     engine, clock, entries = Engine(POLICY), EventClock(), []
     seen: list[list[tuple[str, str]]] = []
     for step, message in enumerate(events):
         if step in restarts:
-            engine, clock = Engine(POLICY), EventClock()
-            changelog.rebuild(engine, entries)
+            engine, clock = _made_from(entries, restarts[step]), EventClock()
             clock.now(engine.applied.last_applied_at)
-        decoded = to_input(message)
-        findings: list[Finding] = engine.apply(decoded, clock.now(decoded.time)) or []
-        seen.append(sorted((finding.id, finding.kind) for finding in findings))
+        outcome = process(engine, json.dumps(message).encode(), [], clock)
+        refused = [("refused", outcome.invalid.code)] if outcome.invalid else []
+        seen.append(refused + sorted((finding.id, finding.kind) for finding in outcome.findings))
         entries += changelog.changed_entries(engine)
     return seen, engine
+
+
+def _made_from(entries: list[changelog.Entry], standby_from: int | None) -> Engine:
+    engine = Engine(POLICY)
+    if standby_from is None:
+        changelog.rebuild(engine, entries)
+        return engine
+    standby = changelog.Restoring(engine)
+    split = min(standby_from, len(entries))
+    for key, value in entries[:split]:
+        standby.put(key, value)
+    standby.finish()  # from here on it keeps deadlines armed as it tails
+    for key, value in entries[split:]:
+        standby.put(key, value)
+    standby.finish()  # the takeover
+    return engine
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -89,8 +146,10 @@ def apply_all(events: list[dict[str, Any]], restarts: set[int]) -> tuple[list[An
 def test_a_restart_anywhere_changes_no_finding_and_no_state(
     events: list[dict[str, Any]], data: st.DataObject
 ) -> None:
-    restarts = data.draw(st.sets(st.integers(min_value=1, max_value=len(events))))
-    straight, engine = apply_all(events, set())
+    steps = st.integers(min_value=1, max_value=len(events))
+    how = st.one_of(st.none(), st.integers(min_value=0, max_value=200))
+    restarts = data.draw(st.dictionaries(steps, how))
+    straight, engine = apply_all(events, {})
     restarted, rebuilt = apply_all(events, restarts)
     assert restarted == straight
     assert _state_of(rebuilt) == _state_of(engine)
