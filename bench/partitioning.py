@@ -42,7 +42,7 @@ from kafka.partitioner.default import murmur2
 from bench.lean_view import LeanView
 from bench.synthetic import events as synthetic_events
 from cmdb_worker.rules.policy import Policy, load_policy
-from cmdb_worker.schemas.decode import InvalidEvent, decode
+from cmdb_worker.schemas.decode import InvalidEvent
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.clock import EventClock
@@ -60,6 +60,7 @@ from cmdb_worker.worker.engine.state import (
     TEAM_OUTCOMES,
     State,
 )
+from cmdb_worker.worker.processing import process
 from cmdb_worker.worker.produce_command import contract_key
 from cmdb_worker.worker.replay import message_from_line
 from cmdb_worker.worker.settings import Settings
@@ -192,11 +193,12 @@ class Survey:
     def _apply(self, line: str, clock: EventClock) -> None:
         try:
             message = message_from_line(line)
-            event = decode(message.value, message.headers)
-            if self.engine.apply(event, clock.now(event.time)) is None:
-                return
         except InvalidEvent:
             return  # dead-lettered by whichever owner reads it: no state written
+        outcome = process(self.engine, message.value, message.headers, clock)
+        event = outcome.event
+        if event is None or outcome.duplicate:
+            return  # dead-lettered, or applied already
         written = self.engine.state.take_dirty()
         self._batch |= written
         routed = message.key or contract_key(event.payload)
