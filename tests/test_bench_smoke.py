@@ -3,6 +3,7 @@
 Benchmarks are not tests: nothing here asserts a timing, only that the numbers are numbers > 0.
 """
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -192,7 +193,9 @@ def test_partitioning_at_a_tiny_size() -> None:
     _all_positive(result, ["changelog_records_per_event", "view_us_per_record"])
 
 
+@functools.cache
 def _streams() -> dict[str, tuple[list[str], Policy]]:
+    """Built once for the three cases that read them (read only)."""
     sample, synthetic_stream, _ = partitioning.streams(2000)
     retiring = [json.dumps(event) for event in recovery_stream(2000)]
     return {
