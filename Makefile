@@ -22,8 +22,8 @@ setup: $(VENV)/.installed
 
 # Installs the versions pinned in constraints.txt (what CI and the image use).
 # strict editable install: the tools follow its links (see pyproject.toml); a module added to or
-# removed from worker/, schemas/ or rules/ changes the folder, which reinstalls
-$(VENV)/.installed: pyproject.toml constraints.txt worker/ schemas/ rules/
+# removed from worker/, worker/engine/, schemas/ or rules/ changes the folder, which reinstalls
+$(VENV)/.installed: pyproject.toml constraints.txt worker/ worker/engine/ schemas/ rules/
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt --config-settings editable_mode=strict -e '.[dev]'

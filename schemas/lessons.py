@@ -8,7 +8,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from cmdb_worker.schemas.events import LessonStatus
 
 Impact = Literal["High", "Medium", "Low"]
+LESSON_ID_PREFIX = "LL-"
 REGISTER_FIELDS = ("id", "title", "description", "impact", "owner", "action", "due", "status")
+
+
+def lesson_id(number: int) -> str:
+    """``LL-0001``: the prefix and at least four digits."""
+    return f"{LESSON_ID_PREFIX}{number:04d}"
+
+
+def lesson_number(id: str) -> int | None:
+    """The number in a lesson id the worker gave (``LL-0042``: 42); None for any other id."""
+    digits = id.removeprefix(LESSON_ID_PREFIX)
+    return int(digits) if digits != id and digits.isascii() and digits.isdigit() else None
 
 
 class Lesson(BaseModel):

@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.worker import __version__, cli
+from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.replay_command import EXIT_ALL_DEAD_LETTERED
 from cmdb_worker.worker.settings import Settings
 from tests.events import observed
+from tests.governance_helpers import deploy
 
 CMDB_WORKER = Path(sys.executable).with_name("cmdb-worker")
 
@@ -116,3 +119,26 @@ def test_a_replay_where_every_line_is_dead_lettered_fails(tmp_path: Path) -> Non
     mixed.write_text("{oops\n" + json.dumps(observed("api", owner="t")) + "\n")
     result = cmdb_worker("replay", str(mixed), "--out", str(tmp_path / "o2"), "--quiet")
     assert result.returncode == 0
+
+
+def test_owner_partitions_must_be_a_partition_count(tmp_path: Path) -> None:
+    result = cmdb_worker("replay", str(tmp_path / "x.jsonl"), "--owner-partitions", "0")
+    assert result.returncode == 2
+    assert "'0' is not a partition count (1 or more)" in result.stderr
+
+
+def test_lessons_export_numbers_lesson_ids_per_owner_partition(tmp_path: Path) -> None:
+    """Told 4 owner partitions, each lesson's number lies in its subject's class: the ids a
+    worker with CMDB_WORKER_OWNER_PARTITIONS=4 gives, whatever order partitions arrive in."""
+    events = tmp_path / "events.jsonl"
+    lines = [deploy(f"svc-{n}", id=f"deploy-{n}") for n in range(12)]  # unauthorized deploys
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = cmdb_worker("lessons", "export", str(events), "--owner-partitions", "4")
+    assert result.returncode == 0, result.stderr
+    register = yaml.safe_load(result.stdout)["lessons_register"]
+    assert len(register) == 12
+    owners = ownership(4)
+    for lesson in register:
+        number = int(lesson["id"].removeprefix("LL-"))
+        assert (number - 1) % 4 == owners.partition_of(lesson["subject"])
+    assert len({lesson["id"] for lesson in register}) == 12

@@ -17,6 +17,8 @@ from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.clock import EventClock
 from cmdb_worker.worker.engine.apply import Engine
+from cmdb_worker.worker.engine.ownership import ONE_OWNER, Ownership
+from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.processing import process
 from tests.events import T0, observed, retired, scan_completed
 from tests.governance_helpers import (
@@ -107,16 +109,16 @@ def streams(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 
 def apply_all(
-    events: list[dict[str, Any]], restarts: dict[int, int | None]
+    events: list[dict[str, Any]], restarts: dict[int, int | None], owners: Ownership
 ) -> tuple[list[Any], Engine]:
     """Each event's findings (by id and kind), the engine replaced before each event in
     ``restarts`` by one made from the changelog written so far (a transaction per event):
     rebuilt (None), or a standby's that tailed it from the given number of records on."""
-    engine, clock, entries = Engine(POLICY), EventClock(), []
+    engine, clock, entries = Engine(POLICY, owners), EventClock(), []
     seen: list[list[tuple[str, str]]] = []
     for step, message in enumerate(events):
         if step in restarts:
-            engine, clock = _made_from(entries, restarts[step]), EventClock()
+            engine, clock = _made_from(entries, restarts[step], owners), EventClock()
             clock.now(engine.applied.last_applied_at)
         outcome = process(engine, json.dumps(message).encode(), [], clock)
         refused = [("refused", outcome.invalid.code)] if outcome.invalid else []
@@ -125,8 +127,10 @@ def apply_all(
     return seen, engine
 
 
-def _made_from(entries: list[changelog.Entry], standby_from: int | None) -> Engine:
-    engine = Engine(POLICY)
+def _made_from(
+    entries: list[changelog.Entry], standby_from: int | None, owners: Ownership
+) -> Engine:
+    engine = Engine(POLICY, owners)
     if standby_from is None:
         changelog.rebuild(engine, entries)
         return engine
@@ -149,7 +153,10 @@ def test_a_restart_anywhere_changes_no_finding_and_no_state(
     steps = st.integers(min_value=1, max_value=len(events))
     how = st.one_of(st.none(), st.integers(min_value=0, max_value=200))
     restarts = data.draw(st.dictionaries(steps, how))
-    straight, engine = apply_all(events, {})
-    restarted, rebuilt = apply_all(events, restarts)
+    owners = data.draw(
+        st.sampled_from([ONE_OWNER, ownership(2)])
+    )  # lesson ids: one sequence or two
+    straight, engine = apply_all(events, {}, owners)
+    restarted, rebuilt = apply_all(events, restarts, owners)
     assert restarted == straight
     assert _state_of(rebuilt) == _state_of(engine)

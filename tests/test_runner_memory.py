@@ -24,13 +24,15 @@ from cmdb_worker.schemas.decode import InvalidEvent
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import runner as runner_module
 from cmdb_worker.worker.engine.apply import Engine
-from cmdb_worker.worker.kafka_clients import transactional_id
+from cmdb_worker.worker.kafka_clients import TopicError, ownership, transactional_id
 from cmdb_worker.worker.memory_kafka import MemoryBroker
 from cmdb_worker.worker.metrics import Metrics
 from cmdb_worker.worker.replay import message_from_line, replay
 from cmdb_worker.worker.runner import Runner
 from cmdb_worker.worker.settings import Settings
 from tests.events import T0, observed
+from tests.replica_stream import ci_key
+from tests.replica_stream import stream as replica_stream
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -170,6 +172,39 @@ def test_the_loop_gives_replays_findings_and_dead_letters_on_the_sample_week(
     expected = replay(Engine(policy), [EXAMPLES / "events.jsonl"])
     assert findings(broker, settings) == documents(expected.findings)
     assert len(broker.read_committed(settings.topic_dlq)) == len(expected.dead_letters) > 0
+
+
+def test_lesson_ids_numbered_per_owner_partition_equal_a_replay_told_the_same_count(
+    broker: MemoryBroker, start: Callable[[Settings, Policy], Running], policy: Policy,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """With ``owner_partitions`` = the inputs' 3 partitions, the loop (which reads them
+    interleaved as they come) gives every lesson the id ``replay --owner-partitions 3`` gives
+    it in file order."""
+    settings = settings_for(owner_partitions=3, topic_partitions=3, max_poll_records=7)
+    events = [json.dumps(event) for event in replica_stream(600, 40)]
+    broker.prepare_topics(settings)
+    for event in events:  # keyed by the contract key, as `cmdb-worker produce` keys them
+        broker.produce(settings.topic_discovery, event.encode(), ci_key(json.loads(event)).encode())
+    running = start(settings, policy)
+    broker.wait_for(caught_up(broker, settings))
+    expected, file = Engine(policy, ownership(3)), tmp_path / "events.jsonl"
+    file.write_text("".join(f"{event}\n" for event in events))
+    replay(expected, [file])
+    with running.runner.lock:
+        lessons = {id: lesson.subject for id, lesson in running.runner.engine.state.lessons.items()}
+    assert lessons == {id: lesson.subject for id, lesson in expected.state.lessons.items()}
+    assert len(lessons) > 10 and "LL-0001" in lessons and "LL-0002" in lessons
+
+
+def test_input_topics_of_another_partition_count_are_refused_naming_the_setting(
+    broker: MemoryBroker,
+) -> None:
+    settings = settings_for(owner_partitions=3, topic_partitions=2)
+    with pytest.raises(TopicError) as refused:
+        broker.prepare_topics(settings)
+    assert "CMDB_WORKER_OWNER_PARTITIONS=3" in str(refused.value)
+    assert f"{settings.topic_discovery} has 2" in str(refused.value)
 
 
 POISON_REASONS = {b"poison-not-json": "not_json", b"poison-schema": "missing_field"}

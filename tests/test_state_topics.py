@@ -12,7 +12,12 @@ from prometheus_client import CollectorRegistry
 
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.worker.http import liveness
-from cmdb_worker.worker.kafka_clients import min_insync_replicas, prepare_topics, replication_factor
+from cmdb_worker.worker.kafka_clients import (
+    TopicError,
+    min_insync_replicas,
+    prepare_topics,
+    replication_factor,
+)
 from cmdb_worker.worker.metrics import Metrics
 from cmdb_worker.worker.runner import Runner
 from cmdb_worker.worker.settings import Settings
@@ -65,6 +70,21 @@ def test_created_state_and_lessons_topics_are_compacted_with_min_insync(
         configs = _topic_configs(kafka_bootstrap, topic)
         assert configs == {"cleanup.policy": "compact", "min.insync.replicas": "1"}
     assert _topic_configs(kafka_bootstrap, topics.findings)["cleanup.policy"] == "delete"
+
+
+@pytest.mark.kafka
+def test_input_topics_must_have_the_owner_partitions_lesson_ids_are_numbered_by(
+    kafka_bootstrap: str, unique_name: str
+) -> None:
+    """With CMDB_WORKER_OWNER_PARTITIONS above 1, input topics of another partition count are
+    refused at start, naming the setting and each topic's count; of that count, accepted."""
+    topics = WorkerTopics(unique_name)
+    create_topics(kafka_bootstrap, topics.inputs, partitions=2)
+    with pytest.raises(TopicError) as refused:
+        prepare_topics(_settings(kafka_bootstrap, topics, owner_partitions=3))
+    assert "CMDB_WORKER_OWNER_PARTITIONS=3" in str(refused.value)
+    assert all(f"{topic} has 2" in str(refused.value) for topic in topics.inputs)
+    prepare_topics(_settings(kafka_bootstrap, topics, owner_partitions=2))
 
 
 @pytest.mark.kafka

@@ -436,8 +436,10 @@ class ReplayOutput:
     dead_letters: list[dict[str, Any]]
 
 
-def replay_lines(lines: Sequence[str], directory: Path, policy: Path | None = None) -> ReplayOutput:
-    """``cmdb-worker replay`` of these lines, in order, into ``directory``."""
+def replay_lines(
+    lines: Sequence[str], directory: Path, policy: Path | None = None, *options: str
+) -> ReplayOutput:
+    """``cmdb-worker replay`` of these lines, in order, into ``directory``, with ``options``."""
     from cmdb_worker.worker.cli import (
         main,  # the CLI configures logging: import it only when replaying
     )
@@ -446,8 +448,8 @@ def replay_lines(lines: Sequence[str], directory: Path, policy: Path | None = No
     events = directory / "events.jsonl"
     events.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     out = directory / "out"
-    options = ["--policy", str(policy)] if policy else []
-    assert main(["replay", str(events), "--out", str(out), "--quiet", *options]) == 0
+    chosen = ["--policy", str(policy)] if policy else []
+    assert main(["replay", str(events), "--out", str(out), "--quiet", *chosen, *options]) == 0
     return ReplayOutput(
         findings=_jsonl(out / "findings.jsonl"),
         graph=json.loads((out / "cmdb.json").read_text()),

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from cmdb_worker.rules.policy import Policy, PolicyError, load_policy
 from cmdb_worker.worker import __version__
+from cmdb_worker.worker.engine.ownership import ONE_OWNER
 from cmdb_worker.worker.graph_export import (
     FORMATS,
     GraphRequest,
@@ -18,6 +19,7 @@ from cmdb_worker.worker.graph_export import (
     read_graph,
     run_graph_export,
 )
+from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.logs import configure_logging, get_logger
 from cmdb_worker.worker.policy_diff import run_policy_diff
 from cmdb_worker.worker.produce_command import run_produce
@@ -147,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     _command(commands, "run", "consume from Kafka until SIGTERM", RUN_HELP)
     replay = _command(commands, "replay", "replay event files without a broker", REPLAY_HELP)
     _replay_inputs(replay)
+    _owner_partitions(replay)
     replay.add_argument(
         "--out",
         type=Path,
@@ -213,9 +216,19 @@ def _lessons_commands(commands: "Commands") -> None:
         actions, "export", "replay event files and write the register as YAML", LESSONS_EXPORT_HELP
     )
     _replay_inputs(export)
+    _owner_partitions(export)
     export.add_argument(
         "-o", "--out", type=Path, metavar="FILE", help="write here (default: standard output)"
     )
+
+
+def _owner_partitions(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--owner-partitions", type=_partitions, default=1, metavar="N",
+        help="number lesson ids per owner partition, as run does with CMDB_WORKER_OWNER_PARTITIONS"
+        "=N: the ids then equal those of a worker whose input topics have N partitions "
+        "(default: 1, one sequence)",
+    )  # fmt: skip
 
 
 def _policy_commands(commands: "Commands") -> None:
@@ -245,6 +258,12 @@ def _graph_commands(commands: "Commands") -> None:
                         help="write here (default: standard output)")  # fmt: skip
 
 
+def _partitions(text: str) -> int:
+    if not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a partition count (1 or more)")
+    return int(text)
+
+
 def _depth(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of relations")
@@ -269,15 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _replaying_command(args: argparse.Namespace, policy: Policy) -> int:
+    owners = ownership(args.owner_partitions) if "owner_partitions" in args else ONE_OWNER
     if args.command == "lessons":
-        return run_lessons_export(policy, args.events, args.as_of, args.out)
+        return run_lessons_export(policy, args.events, args.as_of, args.out, owners)
     if args.command == "policy":
         return policy_diff(args, policy)
     if args.command == "graph":
         return graph_export(args, policy)
-    return run_replay(
-        policy, args.events, args.as_of, args.out, quiet=args.quiet, tickets=args.tickets
-    )
+    return run_replay(policy, args.events, args.as_of, args.out, args.quiet, args.tickets, owners)
 
 
 def policy_diff(args: argparse.Namespace, new: Policy) -> int:

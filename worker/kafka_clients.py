@@ -8,8 +8,10 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, MemberToRemove
 from kafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from kafka.errors import TopicAlreadyExistsError
+from kafka.partitioner.default import murmur2
 
-from cmdb_worker.worker.settings import Settings
+from cmdb_worker.worker.engine.ownership import Ownership
+from cmdb_worker.worker.settings import ENV_PREFIX, Settings
 
 COMPACTED = {"cleanup.policy": "compact"}
 DEFAULT_REPLICAS = 3
@@ -200,13 +202,45 @@ def prepare_topics(settings: Settings) -> list[str]:
         if settings.topic_state in existing:
             _require_compacted(admin, settings.topic_state)
         missing = [name for name in all_topics(settings) if name not in existing]
-        if not (settings.create_topics and missing):
-            return []
-        replicas = replication_factor(settings, len(admin.describe_cluster()["brokers"]))
-        _create(admin, {name: _topic_spec(settings, name, replicas) for name in missing})
-        return missing
+        created: list[str] = []
+        if settings.create_topics and missing:
+            replicas = replication_factor(settings, len(admin.describe_cluster()["brokers"]))
+            _create(admin, {name: _topic_spec(settings, name, replicas) for name in missing})
+            created = missing
+        require_owner_partitions(settings, _partition_counts(admin, settings.input_topics))
+        return created
     finally:
         admin.close()
+
+
+def require_owner_partitions(settings: Settings, partitions: dict[str, int]) -> None:
+    """Refuse input topics whose partition count is not ``owner_partitions`` (when above 1):
+    lesson ids are numbered per owner partition, which must be the partition events arrive on."""
+    if settings.owner_partitions == 1:
+        return
+    wrong = {
+        topic: count for topic, count in partitions.items() if count != settings.owner_partitions
+    }
+    if wrong:
+        found = ", ".join(f"{topic} has {count}" for topic, count in sorted(wrong.items()))
+        raise TopicError(
+            f"{ENV_PREFIX}OWNER_PARTITIONS={settings.owner_partitions}, but the input topics "
+            f"must have that many partitions ({found}): set it to their partition count, or "
+            "to 1 to number lessons in one sequence"
+        )
+
+
+def _partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    """The partition count of each of ``topics`` that exists."""
+    described = admin.describe_topics(topics)
+    return {
+        topic["name"]: len(topic["partitions"]) for topic in described if not topic["error_code"]
+    }
+
+
+def ownership(partitions: int) -> Ownership:
+    """``partitions`` owner partitions, as the producers' default partitioner places keys."""
+    return Ownership(partitions, murmur2)
 
 
 def replication_factor(settings: Settings, brokers: int) -> int:

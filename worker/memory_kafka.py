@@ -37,7 +37,11 @@ from kafka import TopicPartition
 from kafka.errors import CommitFailedError, IllegalStateError, KafkaError, ProducerFencedError
 from kafka.partitioner.default import murmur2
 
-from cmdb_worker.worker.kafka_clients import all_topics, transactional_id
+from cmdb_worker.worker.kafka_clients import (
+    all_topics,
+    require_owner_partitions,
+    transactional_id,
+)
 from cmdb_worker.worker.kafka_port import Batch, Headers, InputRecord, RebalanceListener
 from cmdb_worker.worker.settings import Settings
 
@@ -113,6 +117,8 @@ class MemoryBroker:
         missing = [name for name in all_topics(settings) if name not in self.partitions]
         for name in missing:
             self.create_topic(name, settings.topic_partitions)
+        inputs = {topic: self.partitions[topic] for topic in settings.input_topics}
+        require_owner_partitions(settings, inputs)
         return missing
 
     def transactional_producer(self, settings: Settings) -> "MemoryProducer":

@@ -11,6 +11,7 @@ from typing import Any
 from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.findings import Reason
 from cmdb_worker.worker.engine.apply import Engine
+from cmdb_worker.worker.engine.ownership import ONE_OWNER, Ownership
 from cmdb_worker.worker.export import (
     finding_line,
     findings_by_kind,
@@ -35,12 +36,12 @@ EXIT_USAGE = 2
 
 def run_replay(
     policy: Policy, paths: list[Path], as_of: datetime | None, out: Path, quiet: bool = False,
-    tickets: Path | None = None,
+    tickets: Path | None = None, ownership: Ownership = ONE_OWNER,
 ) -> int:  # fmt: skip
     """Replay and write the outputs to ``out``; with ``tickets``, the lessons as ticket events."""
     if not (all_exist(paths, "replay") and _made_dir(out)):  # fail fast, not after the replay
         return EXIT_USAGE
-    engine, result, moment = replay_files(policy, paths, as_of)
+    engine, result, moment = replay_files(policy, paths, as_of, ownership)
     try:
         summary = write_outputs(engine, result, moment, out)
         if tickets is not None:
@@ -54,12 +55,13 @@ def run_replay(
 
 
 def run_lessons_export(
-    policy: Policy, paths: list[Path], as_of: datetime | None, output: Path | None
-) -> int:
+    policy: Policy, paths: list[Path], as_of: datetime | None, output: Path | None,
+    ownership: Ownership = ONE_OWNER,
+) -> int:  # fmt: skip
     """``cmdb-worker lessons export``: replay, then write only the register (stdout by default)."""
     if not all_exist(paths, "lessons export"):
         return EXIT_USAGE
-    engine, result, _ = replay_files(policy, paths, as_of)
+    engine, result, _ = replay_files(policy, paths, as_of, ownership)
     register = lessons_yaml(engine.state.lessons.values())
     return write_document(register, output, "lessons export") or replay_status(result)
 
@@ -105,10 +107,10 @@ def all_exist(paths: list[Path], command: str) -> bool:
 
 
 def replay_files(
-    policy: Policy, paths: list[Path], as_of: datetime | None
+    policy: Policy, paths: list[Path], as_of: datetime | None, ownership: Ownership = ONE_OWNER
 ) -> tuple[Engine, ReplayResult, datetime]:
     """Replay ``paths`` on a fresh engine, then fire the deadlines due by ``as_of``."""
-    engine = Engine(policy)
+    engine = Engine(policy, ownership)
     log.info("replay_started", files=[str(path) for path in paths])
     result = replay(engine, paths, progress=_log_progress)
     moment = as_of or result.latest_event_time or datetime.now(UTC)

@@ -44,7 +44,7 @@ from cmdb_worker.worker import changelog, tickets
 from cmdb_worker.worker.clock import Clock, EventClock, WallClock
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.kafka_backend import KafkaBackend
-from cmdb_worker.worker.kafka_clients import transactional_id
+from cmdb_worker.worker.kafka_clients import ownership, transactional_id
 from cmdb_worker.worker.kafka_port import (
     Batch,
     Headers,
@@ -79,7 +79,7 @@ class Runner:
     ) -> None:
         self.settings = settings
         self.kafka: KafkaPort = kafka or KafkaBackend()
-        self.engine = Engine(policy)
+        self.engine = Engine(policy, ownership(settings.owner_partitions))
         self.metrics = metrics
         self.clock: Clock = EventClock() if settings.clock == "event" else WallClock()
         self.lock = threading.RLock()

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     """Create missing topics at start (lessons and state compacted)."""
     topic_partitions: int = Field(default=3, ge=1)
     """Partitions of topics the worker creates; inputs must be co-partitioned by CI id."""
+    owner_partitions: int = Field(default=1, ge=1)
+    """Number lessons per input partition (their subject's, as the contract key places it):
+    set to the input topics' partition count (checked at start), lesson ids no longer depend
+    on how partitions interleave and equal those of ``replay --owner-partitions``. 1: one
+    sequence in filing order."""
     replication_factor: int | None = Field(default=None, ge=1)
     """Replicas of topics the worker creates; unset: min(3, brokers in the cluster). Their
     min.insync.replicas is one less (at least 1). An existing state topic must be compacted."""

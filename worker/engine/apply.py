@@ -36,6 +36,7 @@ from cmdb_worker.worker.engine import (
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.edge_history import EDGES_EXPIRE
 from cmdb_worker.worker.engine.identities import AppliedEvents
+from cmdb_worker.worker.engine.ownership import ONE_OWNER, Ownership
 from cmdb_worker.worker.engine.state import State
 
 Handler = Callable[[State, InputEvent, Any, datetime], list[Finding]]
@@ -76,9 +77,9 @@ DEADLINE_HANDLERS: dict[DeadlineKind, DeadlineHandler] = {
 class Engine:
     """The event-applying core shared by ``replay`` and ``run``; time always comes from outside."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, ownership: Ownership = ONE_OWNER) -> None:
         self.policy = policy
-        self.state = State(policy)
+        self.state = State(policy, ownership)
         self.applied = AppliedEvents(policy.idempotence.remember_events_for)
         self.suppressed: Counter[str] = Counter()
 

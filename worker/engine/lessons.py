@@ -30,7 +30,8 @@ def file(state: State, filing: rules.Filing, now: datetime) -> list[Finding]:
     if previous is not None and set(filing.evidence) <= set(previous.evidence):
         return []  # this very occurrence is counted (a restarted replica re-arms deadlines)
     if previous is None:
-        lesson = rules.new_lesson(state.policy, state.next_lesson_id(), filing, now)
+        new_id = state.lesson_numbers.next_id(filing.subject)
+        lesson = rules.new_lesson(state.policy, new_id, filing, now)
     else:
         lesson = rules.recurrence(state.policy, previous, filing, now)
     state.put_lesson(lesson)

@@ -17,6 +17,7 @@ from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
 from cmdb_worker.worker.engine.cmdb import Cmdb
 from cmdb_worker.worker.engine.deadlines import DeadlineIndex
 from cmdb_worker.worker.engine.open_changes import OpenChanges
+from cmdb_worker.worker.engine.ownership import ONE_OWNER, LessonNumbers, Ownership
 
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
 LESSON_OVERDUE = "lesson_overdue"
@@ -30,6 +31,7 @@ TIMELINE, EDGE_HISTORY = "timeline", "edge_history"
 @dataclass
 class State:
     policy: Policy
+    ownership: Ownership = ONE_OWNER
     cmdb: Cmdb = field(init=False)
     deadlines: DeadlineIndex = field(default_factory=DeadlineIndex)
 
@@ -68,9 +70,12 @@ class State:
     """(rule, subject) -> lesson id; derived from ``lessons`` (see ``index_lessons``)."""
     lesson_changes: dict[str, Lesson | None] = field(default_factory=dict)
     """Lesson id -> the lesson before it changed (None: new), until ``take_lesson_changes``."""
+    lesson_numbers: LessonNumbers = field(init=False)
+    """The lesson ids given per owner partition; derived from ``lessons``."""
 
     def __post_init__(self) -> None:
         self.cmdb = Cmdb(self.policy, self.deadlines)
+        self.lesson_numbers = LessonNumbers(self.ownership)
 
     @property
     def edge_changes(self) -> dict[str, ChangedEdges]:
@@ -99,13 +104,13 @@ class State:
         return changes
 
     def index_lessons(self) -> None:
-        """Rebuild the (rule, subject) index from ``lessons``, after restoring them."""
+        """Rebuild the (rule, subject) index and the ids given from ``lessons``, after
+        restoring them."""
         self.lesson_keys = {
             (lesson.rule, lesson.subject): id for id, lesson in self.lessons.items()
         }
-
-    def next_lesson_id(self) -> str:
-        return f"LL-{len(self.lessons) + 1:04d}"
+        self.lesson_numbers = LessonNumbers(self.ownership)
+        self.lesson_numbers.note(self.lessons)
 
     def history(self, ci_id: str) -> CIHistory:
         """The CI's history to add to: created empty on first use, marked as changed."""

@@ -1,0 +1,158 @@
+"""Owner partitions and lesson ids numbered per owner partition (``worker.engine.ownership``).
+
+An entity's owner partition is the one Kafka's default partitioner puts its events on; the
+lessons about entities of partition ``p`` of ``N`` are numbered ``p + 1``, ``p + 1 + N``, ... So
+owners never give the same id, and ids do not depend on how the partitions were interleaved.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+from collections.abc import Iterable
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kafka.partitioner.default import DefaultPartitioner
+
+from cmdb_worker.rules.policy import load_policy
+from cmdb_worker.schemas.lessons import lesson_id, lesson_number
+from cmdb_worker.worker.clock import EventClock
+from cmdb_worker.worker.engine.apply import Engine
+from cmdb_worker.worker.engine.ownership import ONE_OWNER, LessonNumbers, Ownership
+from cmdb_worker.worker.kafka_clients import ownership
+from cmdb_worker.worker.processing import process
+from tests.replica_stream import ci_key, stream
+
+POLICY = load_policy()
+keys = st.text(min_size=1, max_size=40)
+
+
+class _Cluster:
+    """The metadata kafka-python's partitioner asks of a producer's cluster: one topic."""
+
+    def __init__(self, partitions: int) -> None:
+        self.numbers = set(range(partitions))
+
+    def topics(self) -> set[str]:
+        return {"cmdb.discovery"}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return self.numbers
+
+    available_partitions_for_topic = partitions_for_topic
+
+
+@given(key=keys, partitions=st.integers(min_value=1, max_value=64))
+def test_an_entity_belongs_to_the_partition_its_events_arrive_on(key: str, partitions: int) -> None:
+    """``partition_of`` agrees with the partitioner kafka-python's producers use."""
+    placed = DefaultPartitioner().partition(
+        "cmdb.discovery", key, key.encode(), None, None, _Cluster(partitions)
+    )
+    assert ownership(partitions).partition_of(key) == placed
+
+
+def test_one_owner_numbers_lessons_in_one_sequence() -> None:
+    numbers = LessonNumbers(ONE_OWNER)
+    assert [numbers.next_id(subject) for subject in "abcab"] == [
+        "LL-0001", "LL-0002", "LL-0003", "LL-0004", "LL-0005",
+    ]  # fmt: skip
+
+
+def test_each_partition_numbers_its_own_class_of_ids() -> None:
+    owners = ownership(3)
+    numbers = LessonNumbers(owners)
+    subjects = [f"service/svc{n:03d}@prod" for n in range(30)]
+    for subject in subjects:
+        number = lesson_number(numbers.next_id(subject))
+        assert number is not None and (number - 1) % 3 == owners.partition_of(subject)
+    assert sorted(numbers.highest) == [0, 1, 2]
+    assert sum((numbers.highest[p] - p - 1) // 3 + 1 for p in range(3)) == len(subjects)
+
+
+@given(
+    existing=st.lists(st.integers(min_value=1, max_value=500), max_size=30),
+    partitions=st.integers(min_value=1, max_value=8),
+    subjects=st.lists(keys, max_size=30),
+)
+def test_new_ids_never_take_one_already_given(
+    existing: list[int], partitions: int, subjects: list[str]
+) -> None:
+    """Whatever ids the register holds (numbered by another partition count, or by hand),
+    the ids given next are new and unique, each in its subject's class."""
+    owners = ownership(partitions)
+    numbers = LessonNumbers(owners)
+    numbers.note([lesson_id(n) for n in existing] + ["LL-x", "lesson-7", "LL-\u0661"])
+    given_ids = [numbers.next_id(subject) for subject in subjects]
+    assert len(set(given_ids)) == len(given_ids)
+    assert not set(given_ids) & {lesson_id(n) for n in existing}
+    for subject, new in zip(subjects, given_ids, strict=True):
+        number = lesson_number(new)
+        assert number is not None and (number - 1) % partitions == owners.partition_of(subject)
+
+
+@given(text=st.text(max_size=12))
+def test_only_the_workers_own_ids_have_a_number(text: str) -> None:
+    number = lesson_number(text)
+    if number is not None:
+        assert text == f"LL-{text.removeprefix('LL-')}" and text[3:].isascii()
+        assert int(text[3:]) == number
+
+
+# ------------------------------------------------------------------------------ interleavings
+PARTITIONS = 3
+
+
+def _partitions_of(events: list[dict[str, Any]]) -> list[list[str]]:
+    """The stream's lines as producers keyed by the contract key would place them."""
+    owners = ownership(PARTITIONS)
+    placed: list[list[str]] = [[] for _ in range(PARTITIONS)]
+    for event in events:
+        placed[owners.partition_of(ci_key(event))].append(json.dumps(event))
+    return placed
+
+
+def _interleaved(placed: list[list[str]], seed: int) -> Iterable[str]:
+    """One interleaving of the partitions, each partition's order kept (as a consumer sees)."""
+    rng, heads = random.Random(seed), [0] * len(placed)
+    while live := [p for p, lines in enumerate(placed) if heads[p] < len(lines)]:
+        p = rng.choice(live)
+        yield placed[p][heads[p]]
+        heads[p] += 1
+
+
+def _register(lines: Iterable[str], owners: Ownership) -> dict[str, tuple[str, str]]:
+    engine, clock = Engine(POLICY, owners), EventClock()
+    for line in lines:
+        process(engine, line.encode(), (), clock)
+    return {id: (lesson.rule, lesson.subject) for id, lesson in engine.state.lessons.items()}
+
+
+EVENTS = stream(3_000, 300)
+PLACED = _partitions_of(EVENTS)
+
+
+@functools.cache
+def _in_file_order(partitions: int) -> dict[str, tuple[str, str]]:
+    return _register((json.dumps(event) for event in EVENTS), ownership(partitions))
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers())
+def test_lesson_ids_do_not_depend_on_how_partitions_interleave(seed: int) -> None:
+    """Any interleaving of the partitions files the same lessons under the same ids as the
+    file's order, when numbered per owner partition."""
+    in_file_order = _in_file_order(PARTITIONS)
+    assert len(in_file_order) > 50
+    assert _register(_interleaved(PLACED, seed), ownership(PARTITIONS)) == in_file_order
+
+
+def test_in_one_sequence_the_ids_follow_the_interleaving() -> None:
+    """What numbering per owner partition fixes: one sequence numbers by arrival, so an
+    interleaving gives the same lessons other ids."""
+    in_file_order = _in_file_order(1)
+    interleaved = _register(_interleaved(PLACED, seed=7), ONE_OWNER)
+    assert set(interleaved.values()) == set(in_file_order.values())
+    assert interleaved != in_file_order

@@ -1,0 +1,65 @@
+"""Which owner partition an entity belongs to, and the lesson ids each owner may give.
+
+The input topics are co-partitioned by the contract key (a CI's id, a deploy's service, a
+change's id: ``cmdb-worker produce``), as Kafka's default partitioner places a key: a 32-bit
+hash of its bytes, made positive, modulo the partition count. ``Ownership`` applies that
+formula to an entity's id, with the hash given from outside (the engine imports no Kafka code;
+``worker.kafka_ownership`` passes kafka-python's murmur2), so an entity's owner partition is
+the partition its events arrive on.
+
+Lesson ids are numbered per owner partition: the lessons whose subject belongs to partition
+``p`` of ``N`` get the numbers ``p + 1``, ``p + 1 + N``, ``p + 1 + 2N``, ... in the order they
+are filed. Kafka keeps each partition's order, so the ids do not depend on how the partitions
+were interleaved (by one replica, a failover or a ``replay`` told the same ``N``), and owners of
+different partitions never give the same id. With one partition (the default) the ids are
+``LL-0001``, ``LL-0002``, ... in filing order.
+"""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cmdb_worker.schemas.lessons import lesson_id, lesson_number
+
+Hash = Callable[[bytes], int]
+"""A key's 32-bit hash, as the producers' partitioner computes it."""
+
+
+def _one_partition(_key: bytes) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class Ownership:
+    partitions: int = 1
+    hash: Hash = _one_partition
+
+    def partition_of(self, entity: str) -> int:
+        """The partition Kafka's default partitioner gives a record keyed by ``entity``."""
+        if self.partitions == 1:
+            return 0
+        return (self.hash(entity.encode()) & 0x7FFFFFFF) % self.partitions
+
+
+ONE_OWNER = Ownership()
+
+
+@dataclass
+class LessonNumbers:
+    """The highest lesson number given in each owner partition's class; the next follows it."""
+
+    ownership: Ownership
+    highest: dict[int, int] = field(default_factory=dict)
+
+    def next_id(self, subject: str) -> str:
+        """The id for a new lesson about ``subject``: above every id of its partition's class."""
+        partition = self.ownership.partition_of(subject)
+        first = partition + 1
+        number = self.highest.get(partition, first - self.ownership.partitions)
+        self.highest[partition] = number + self.ownership.partitions
+        return lesson_id(number + self.ownership.partitions)
+
+    def note(self, ids: Iterable[str]) -> None:
+        """Count ``ids`` as given (restored lessons, whoever numbered them)."""
+        for numbered in filter(None, map(lesson_number, ids)):
+            partition = (numbered - 1) % self.ownership.partitions
+            self.highest[partition] = max(self.highest.get(partition, 0), numbered)
