@@ -37,8 +37,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kafka.partitioner.default import murmur2
-
 from bench.lean_view import LeanView
 from bench.synthetic import events as synthetic_events
 from cmdb_worker.rules.policy import Policy, load_policy
@@ -50,6 +48,7 @@ from cmdb_worker.worker.engine import apply as engine_apply
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.lessons import LESSON_DUE
+from cmdb_worker.worker.engine.ownership import Ownership
 from cmdb_worker.worker.engine.state import (
     DORA_TEAM,
     INCIDENT,
@@ -60,6 +59,7 @@ from cmdb_worker.worker.engine.state import (
     TEAM_OUTCOMES,
     State,
 )
+from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.processing import process
 from cmdb_worker.worker.produce_command import contract_key
 from cmdb_worker.worker.replay import message_from_line
@@ -73,11 +73,6 @@ BATCH: int = Settings.model_fields["max_poll_records"].default
 one goes to the changelog once."""
 Key = tuple[str, str]
 """A changelog key as the engine marks it changed: (kind, entity id)."""
-
-
-def partition_of(entity: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives a record keyed by ``entity``."""
-    return (murmur2(entity.encode()) & 0x7FFFFFFF) % partitions
 
 
 def owning_entity(state: State, kind: str, entity_id: str) -> str:
@@ -144,14 +139,18 @@ class Tally:
 
     partitions: int
     events: defaultdict[str, Spread] = field(default_factory=lambda: defaultdict(Spread))
+    owner: Ownership = field(init=False)
     deadlines: defaultdict[str, Spread] = field(default_factory=lambda: defaultdict(Spread))
+
+    def __post_init__(self) -> None:
+        self.owner = ownership(self.partitions)
 
     def owners(self, written: set[Key]) -> set[tuple[str, int]]:
         """(key kind, owner partition) of keys given as (kind, owning entity)."""
-        return {(kind, partition_of(entity, self.partitions)) for kind, entity in written}
+        return {(kind, self.owner.partition_of(entity)) for kind, entity in written}
 
     def home(self, routed: str | None) -> int | None:
-        return partition_of(routed, self.partitions) if routed else None
+        return self.owner.partition_of(routed) if routed else None
 
     def figures(self) -> dict[str, Any]:
         every = Spread()

@@ -24,6 +24,7 @@ from bench import (
     throughput,
 )
 from cmdb_worker.rules.policy import Policy, load_policy
+from cmdb_worker.worker.kafka_clients import ownership
 from tests.recovery_stream import discovery_stream as recovery_stream
 
 
@@ -169,8 +170,8 @@ def _observed(name: str, depends_on: str) -> str:
 def test_partitioning_counts_a_placeholder_on_another_owner() -> None:
     """svc-0 and svc-2 fall on different partitions of 2: observing svc-0 with a relation to
     svc-2 writes svc-2's placeholder on its owner; with one partition nothing is foreign."""
-    assert partitioning.partition_of("service/svc-0@prod", 2) == 0
-    assert partitioning.partition_of("service/svc-2@prod", 2) == 1
+    assert ownership(2).partition_of("service/svc-0@prod") == 0
+    assert ownership(2).partition_of("service/svc-2@prod") == 1
     lines = [_observed("svc-0", depends_on="svc-2")]
     tallies = partitioning.survey(lines, load_policy(), [1, 2])["partitions"]
     spread = tallies["2"]["by_event_type"]["cmdb.ci.observed"]

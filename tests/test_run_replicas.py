@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 import yaml
-from kafka.partitioner.default import murmur2
 from prometheus_client.parser import text_string_to_metric_families
 
+from cmdb_worker.worker.kafka_clients import ownership
 from tests.events import T0, observed
 from tests.kafka_broker import create_topics
 from tests.replica_stream import ci_key, host_name, stream
@@ -61,7 +61,7 @@ Start = Callable[[dict[str, str]], WorkerProcess]
 # ------------------------------------------------------------------------------ helpers
 def partition_of(key: str) -> int:
     """The partition kafka-python's default partitioner picks for ``key``."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % PARTITIONS
+    return ownership(PARTITIONS).partition_of(key)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
