@@ -149,6 +149,15 @@ def test_retirement_removes_the_ci_and_flags_what_pointed_at_it(feed, engine):
     assert findings[0].details()["target"] == "host/h1"
 
 
+def test_a_source_whose_cis_all_went_has_no_index_entry_left(feed, engine):
+    """The source index keeps no empty entry once a source's last CI is retired."""
+    feed(observed("h1", ci_type="host", environment=None, source="/discovery/old"),
+         observed("h2", ci_type="host", environment=None))  # fmt: skip
+    feed(retired("host", "h1", time=at(hours=1)))
+    assert "/discovery/old" not in engine.state.cmdb.by_source
+    assert engine.state.cmdb.seen_by_source("/discovery/a") == {"host/h2"}
+
+
 def test_retired_ci_is_not_checked_for_staleness(feed, engine):
     """Once retired, a CI never produces ci_stale, however long the clock runs."""
     feed(observed("h1", ci_type="host", environment=None), retired("host", "h1", time=at(hours=1)))

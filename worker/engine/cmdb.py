@@ -381,7 +381,10 @@ class Cmdb:
     def _unindex(self, record: CIRecord) -> None:
         self._unindex_identifiers(record)
         for source in record.seen_by:
-            self.by_source.get(source, set()).discard(record.id)
+            reported = self.by_source.get(source, set())
+            reported.discard(record.id)
+            if not reported:
+                self.by_source.pop(source, None)
 
     def seen_by_source(self, source: str) -> set[CIId]:
         return self.by_source.get(source, set())
