@@ -1,10 +1,11 @@
 """Property: a restart anywhere changes nothing. Random streams (strong-identifier merges,
 retirements and returns, relations that come and go, late sightings, scans, change requests and
-updates, deploys, incidents, lesson edits) are applied as ``run`` applies them, once straight
-through and once with the engine replaced at random points by one made from its own changelog:
-rebuilt from it (a replica killed and restarted), or a standby's, which tailed it from some
-earlier point with its deadlines kept armed and then took over. Every event's findings and the
-final state must be the same."""
+updates, deploys, upgrades and rollbacks, merged source changes, incidents, lesson edits,
+suppressions) are applied as ``run`` applies them, once straight through and once with the
+engine replaced at random points by one made from its own changelog: rebuilt from it (a replica
+killed and restarted), or a standby's, which tailed it from some earlier point with its
+deadlines kept armed and then took over. Every event's findings and the final state must be the
+same, and one hop must resolve every merged id."""
 
 import json
 from datetime import timedelta
@@ -20,8 +21,9 @@ from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.ownership import ONE_OWNER, Ownership
 from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.processing import process
-from tests.events import T0, observed, retired, scan_completed
+from tests.events import T0, cloudevent, iso, observed, retired, scan_completed
 from tests.governance_helpers import (
+    cdevent,
     change_requested,
     change_updated,
     deploy,
@@ -69,28 +71,50 @@ def governance(draw: st.DrawFn, kind: str, step: int, at: Any) -> dict[str, Any]
                                 **rollback)  # fmt: skip
     if kind == "update":
         return change_updated(change, time=at, id=f"e{step}", state=draw(st.sampled_from(STATES)))
+    linked = draw(st.sampled_from([{}, {"change_id": change}]))
     if kind == "deploy":
-        linked = draw(st.sampled_from([{}, {"change_id": change}]))
-        predicate = draw(st.sampled_from(["deployed", "rolledback"]))
+        predicate = draw(st.sampled_from(["deployed", "upgraded", "rolledback"]))
         return deploy(service, id=f"e{step}", time=at, predicate=predicate, **linked)
+    if kind == "merged":
+        content = {"repository": {"id": "shop/payments"}}
+        return cdevent("change.merged", f"PR{step % 2}", content, id=f"e{step}", time=at,
+                       custom=linked)  # fmt: skip
     if kind == "incident":
-        return incident(f"INC{step % 3}", service, id=f"e{step}", time=at,
-                        predicate=draw(st.sampled_from(["detected", "resolved"])))  # fmt: skip
+        predicate = draw(st.sampled_from(["detected", "reported", "resolved"]))
+        return incident(f"INC{step % 3}", service, id=f"e{step}", time=at, predicate=predicate)
     status = draw(st.sampled_from(["Done", "In Progress", "Open"]))
     return lesson_updated(f"LL-000{draw(st.integers(1, 3))}", id=f"e{step}", time=at,
                           status=status)  # fmt: skip
 
 
+SUBJECTS = [f"host/{host}" for host in HOSTS] + [f"service/{s}@prod" for s in SERVICES]
+HELD_KINDS = ["ci_stale", "ci_orphan", "ci_no_owner", "deploy_unauthorized"]
+
+
+@st.composite
+def suppression(draw: st.DrawFn, step: int, at: Any) -> dict[str, Any]:
+    """A person holding back some kinds of finding about a CI, until a time or (none) lifted."""
+    kinds = draw(st.lists(st.sampled_from(HELD_KINDS), max_size=2, unique=True))
+    until = draw(st.sampled_from([None, at + timedelta(hours=6), at + timedelta(days=3)]))
+    data = {"subject": draw(st.sampled_from(SUBJECTS)), "kinds": kinds, "reason": "migration",
+            "by": "alice"} | ({"until": iso(until)} if until else {})  # fmt: skip
+    return cloudevent("cmdb.suppression.set", data, id=f"e{step}", source="/people/alice",
+                      time=at)  # fmt: skip
+
+
 @st.composite
 def event(draw: st.DrawFn, step: int, at: Any) -> dict[str, Any]:
     kind = draw(st.sampled_from(["host", "host", "service", "service", "retire", "scan",
-                                 "request", "update", "deploy", "incident", "lesson"]))  # fmt: skip
+                                 "request", "update", "deploy", "merged", "incident", "lesson",
+                                 "suppress"]))  # fmt: skip
     if kind == "host":
         return draw(host_sighting(step, at))
     if kind == "service":
         return draw(service_sighting(step, at))
-    if kind in ("request", "update", "deploy", "incident", "lesson"):
+    if kind in ("request", "update", "deploy", "merged", "incident", "lesson"):
         return draw(governance(kind, step, at))
+    if kind == "suppress":
+        return draw(suppression(step, at))
     if kind == "retire":
         name = draw(st.sampled_from(HOSTS + SERVICES))
         ci_type, environment = ("host", None) if name in HOSTS else ("service", "prod")
@@ -160,3 +184,26 @@ def test_a_restart_anywhere_changes_no_finding_and_no_state(
     restarted, rebuilt = apply_all(events, restarts, owners)
     assert restarted == straight
     assert _state_of(rebuilt) == _state_of(engine)
+    aliases = engine.state.cmdb.aliases
+    assert not aliases.keys() & set(aliases.values()), "one hop must resolve every merged id"
+
+
+def test_deadlines_due_at_one_tick_fire_in_their_order_after_a_restart() -> None:
+    """A CI seen only through a deploy goes stale; its staleness outlasts the lesson grace at
+    10:00 and a source falls silent at 11:00; both fall due at the 12:00 event. A restart
+    before it re-arms the grace only as the stale deadline fires again: the two still fire in
+    their own order, so the lessons get the same ids as without the restart."""
+    events = [
+        deploy("s1", id="d1", time=T0),
+        observed("s0", source="/discovery/a", owner="team-a", id="o1",
+                 time=T0 + timedelta(days=4, hours=-5)),
+        observed("h0", ci_type="host", environment=None, source="/discovery/vmware", id="o2",
+                 time=T0 + timedelta(days=4, hours=2)),
+    ]  # fmt: skip
+    straight, engine = apply_all(events, {}, ONE_OWNER)
+    restarted, rebuilt = apply_all(events, {2: None}, ONE_OWNER)
+    rules = {id: lesson.rule for id, lesson in engine.state.lessons.items()}
+    assert rules == {"LL-0001": "unauthorized_deploys", "LL-0002": "cmdb_stale",
+                     "LL-0003": "source_silent"}  # fmt: skip
+    assert {id: lesson.rule for id, lesson in rebuilt.state.lessons.items()} == rules
+    assert restarted == straight

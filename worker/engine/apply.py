@@ -94,11 +94,13 @@ class Engine:
         return self._unsuppressed(findings, now) + self.tick(now)
 
     def tick(self, now: datetime) -> list[Finding]:
-        """Fire every deadline that has passed by ``now``, and any that firing arms in the past."""
+        """Fire every deadline that has passed by ``now``, and any that firing arms in the past,
+        earliest first: a restarted engine, which re-arms its deadlines in another order (some
+        only as others fire), fires them in the same order as one that ran on."""
         findings: list[Finding] = []
-        while due := self.state.deadlines.pop_due(now):
-            for key, kind in due:
-                findings += DEADLINE_HANDLERS[kind](self.state, key, kind, now)
+        while (due := self.state.deadlines.pop_next(now)) is not None:
+            key, kind = due
+            findings += DEADLINE_HANDLERS[kind](self.state, key, kind, now)
         return self._unsuppressed(findings, now)
 
     def _unsuppressed(self, findings: list[Finding], now: datetime) -> list[Finding]:

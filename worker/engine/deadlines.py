@@ -82,16 +82,17 @@ class DeadlineIndex:
     def cancel(self, key: str, kind: DeadlineKind) -> None:
         self._current.pop((key, kind), None)
 
-    def pop_due(self, now: datetime) -> list[tuple[str, DeadlineKind]]:
-        """Every (key, kind) whose deadline is strictly before ``now``, earliest first."""
+    def pop_next(self, now: datetime) -> tuple[str, DeadlineKind] | None:
+        """The (key, kind) whose deadline is earliest and strictly before ``now`` (ties by kind,
+        then key), or None. One at a time, so that what its handler arms or cancels counts for
+        the next: the order is the deadlines' own, however and whenever they were armed."""
         limit = now.timestamp()
-        due: list[tuple[str, DeadlineKind]] = []
         while self._heap and self._heap[0][0] < limit:
             at, kind, key = heapq.heappop(self._heap)
             if self._current.get((key, kind)) == at:
                 del self._current[(key, kind)]
-                due.append((key, kind))
-        return due
+                return key, kind
+        return None
 
     def _rebuild(self) -> None:
         """The heap anew from the current deadlines (and those a ``rearming`` may revive)."""
