@@ -21,6 +21,7 @@ import networkx as nx
 from cmdb_worker.schemas.changes import ChangeRecord
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.worker.changelog import CI_PREFIX, Entry
+from cmdb_worker.worker.engine.claims import ClaimedIndex
 from cmdb_worker.worker.engine.state import CHANGE
 
 READ_FIELDS = ("type", "environment", "owner", "criticality", "business_service")
@@ -32,7 +33,9 @@ class LeanView:
 
     def __init__(self) -> None:
         self.graph: nx.DiGraph = nx.DiGraph()
-        self.aliases: dict[CIId, CIId] = {}
+        self.aliases: ClaimedIndex[CIId] = ClaimedIndex()
+        self.claimed: dict[CIId, list[str]] = {}
+        """The ids merged into a CI its current value lists (a record's, or its retirement's)."""
         self.changes: dict[str, ChangeRecord] = {}
         self.raw: dict[str, bytes] = {}
 
@@ -59,12 +62,22 @@ class LeanView:
         earlier = set(self.graph.succ[ci_id]) if ci_id in self.graph else set()
         self.graph.remove_edges_from((ci_id, target) for target in earlier - targets)
         self.graph.add_edges_from((ci_id, target) for target in targets - earlier)
+        self._claim_aliases(ci_id, (record or value).get("aliases", []))
         if record is not None:
             self.graph.add_node(ci_id, **{name: record.get(name) for name in READ_FIELDS})
-            self.aliases.update(dict.fromkeys(record.get("aliases", []), ci_id))
         elif ci_id in self.graph:
             self.graph.nodes[ci_id].clear()
         self._drop_bare([ci_id, *(earlier - targets)])
+
+    def _claim_aliases(self, ci_id: CIId, listed: list[str]) -> None:
+        """The ids the CI's earlier value listed are given up, those it lists now claimed (read
+        out of order, two CIs' values may list one id for a while: ``engine.claims``)."""
+        for alias in self.claimed.pop(ci_id, []):
+            self.aliases.release(CIId(alias), ci_id)
+        for alias in listed:
+            self.aliases.claim(CIId(alias), ci_id)
+        if listed:
+            self.claimed[ci_id] = listed
 
     def _drop_bare(self, node_ids: Iterable[CIId]) -> None:
         """Nodes that hold no record and that no edge touches any more go."""

@@ -25,7 +25,9 @@ from bench import (
 )
 from cmdb_worker.rules.policy import Policy, load_policy
 from cmdb_worker.worker.kafka_clients import ownership
+from tests.partitions import interleaved, placed
 from tests.recovery_stream import discovery_stream as recovery_stream
+from tests.test_merges_across_restarts import chained_merges
 
 
 def _positive(value: Any) -> bool:
@@ -206,16 +208,21 @@ def _streams() -> dict[str, tuple[list[str], Policy]]:
     }
 
 
+@pytest.mark.parametrize("read", ["in write order", "partitions interleaved"])
 @pytest.mark.parametrize("stream", ["sample week", "synthetic", "retirements and merges"])
-def test_a_lean_view_holds_the_graph_the_whole_view_holds(stream: str) -> None:
+def test_a_lean_view_holds_the_graph_the_whole_view_holds(stream: str, read: str) -> None:
     """What other owners' judgements read (edges, a CI's read fields, aliases, open changes) is
     the same in a lean view as in the engine that wrote the changelog: merges, retirements,
-    tombstones and churning relations included."""
+    tombstones and churning relations included, whatever order cmdb.state's partitions are
+    read in."""
     lines, policy = _streams()[stream]
     survey = partitioning.Survey(policy, [6])
     survey.run(lines)
+    entries = survey.changelog
+    if read == "partitions interleaved":
+        entries = list(interleaved(placed(entries, lambda entry: entry[0], 3), seed=1))
     lean = lean_view.LeanView()
-    lean.apply(survey.changelog)
+    lean.apply(entries)
     cmdb = survey.engine.state.cmdb
     assert set(lean.graph.edges) == set(cmdb.graph.edges)
     assert set(lean.graph.nodes) == set(cmdb.graph.nodes)
@@ -224,6 +231,13 @@ def test_a_lean_view_holds_the_graph_the_whole_view_holds(stream: str) -> None:
         assert lean.graph.nodes[record.id] == read
     assert lean.aliases == cmdb.aliases
     assert lean.changes == survey.engine.state.changes
+
+
+def test_a_lean_view_resolves_merged_ids_read_out_of_order() -> None:
+    engine, read = chained_merges()
+    lean = lean_view.LeanView()
+    lean.apply(read)
+    assert lean.aliases == engine.state.cmdb.aliases == {"host/h0": "host/h1", "host/h2": "host/h1"}
 
 
 def test_run_all_reports_what_partitioning_would_meet(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import random
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +23,7 @@ from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.ownership import ONE_OWNER, LessonNumbers, Ownership
 from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.processing import process
+from tests.partitions import interleaved, placed
 from tests.replica_stream import ci_key, stream
 
 POLICY = load_policy()
@@ -105,22 +105,10 @@ def test_only_the_workers_own_ids_have_a_number(text: str) -> None:
 PARTITIONS = 3
 
 
-def _partitions_of(events: list[dict[str, Any]]) -> list[list[str]]:
+def _lines(events: list[dict[str, Any]]) -> list[list[str]]:
     """The stream's lines as producers keyed by the contract key would place them."""
-    owners = ownership(PARTITIONS)
-    placed: list[list[str]] = [[] for _ in range(PARTITIONS)]
-    for event in events:
-        placed[owners.partition_of(ci_key(event))].append(json.dumps(event))
-    return placed
-
-
-def _interleaved(placed: list[list[str]], seed: int) -> Iterable[str]:
-    """One interleaving of the partitions, each partition's order kept (as a consumer sees)."""
-    rng, heads = random.Random(seed), [0] * len(placed)
-    while live := [p for p, lines in enumerate(placed) if heads[p] < len(lines)]:
-        p = rng.choice(live)
-        yield placed[p][heads[p]]
-        heads[p] += 1
+    lines = placed(events, ci_key, PARTITIONS)
+    return [[json.dumps(event) for event in partition] for partition in lines]
 
 
 def _register(lines: Iterable[str], owners: Ownership) -> dict[str, tuple[str, str]]:
@@ -131,7 +119,7 @@ def _register(lines: Iterable[str], owners: Ownership) -> dict[str, tuple[str, s
 
 
 EVENTS = stream(3_000, 300)
-PLACED = _partitions_of(EVENTS)
+PLACED = _lines(EVENTS)
 
 
 @functools.cache
@@ -146,13 +134,13 @@ def test_lesson_ids_do_not_depend_on_how_partitions_interleave(seed: int) -> Non
     file's order, when numbered per owner partition."""
     in_file_order = _in_file_order(PARTITIONS)
     assert len(in_file_order) > 50
-    assert _register(_interleaved(PLACED, seed), ownership(PARTITIONS)) == in_file_order
+    assert _register(interleaved(PLACED, seed), ownership(PARTITIONS)) == in_file_order
 
 
 def test_in_one_sequence_the_ids_follow_the_interleaving() -> None:
     """What numbering per owner partition fixes: one sequence numbers by arrival, so an
     interleaving gives the same lessons other ids."""
     in_file_order = _in_file_order(1)
-    interleaved = _register(_interleaved(PLACED, seed=7), ONE_OWNER)
-    assert set(interleaved.values()) == set(in_file_order.values())
-    assert interleaved != in_file_order
+    as_consumed = _register(interleaved(PLACED, seed=7), ONE_OWNER)
+    assert set(as_consumed.values()) == set(in_file_order.values())
+    assert as_consumed != in_file_order

@@ -2,10 +2,11 @@
 retirements and returns, relations that come and go, late sightings, scans, change requests and
 updates, deploys, upgrades and rollbacks, merged source changes, incidents, lesson edits,
 suppressions) are applied as ``run`` applies them, once straight through and once with the
-engine replaced at random points by one made from its own changelog: rebuilt from it (a replica
-killed and restarted), or a standby's, which tailed it from some earlier point with its
-deadlines kept armed and then took over. Every event's findings and the final state must be the
-same, and one hop must resolve every merged id."""
+engine replaced at random points by one made from its own changelog, read as a replica reads
+``cmdb.state`` (each key on its partition, the partitions interleaved at random): rebuilt from
+it (a replica killed and restarted), or a standby's, which tailed it from some earlier point
+with its deadlines kept armed and then took over. Every event's findings and the final state
+must be the same, and one hop must resolve every merged id."""
 
 import json
 from datetime import timedelta
@@ -30,6 +31,7 @@ from tests.governance_helpers import (
     incident,
     lesson_updated,
 )
+from tests.partitions import interleaved, placed
 from tests.test_changelog_roundtrip import _state_of
 
 HOSTS, SERIALS, SERVICES = ["h0", "h1", "h2"], ["SN0", "SN1"], ["s0", "s1"]
@@ -132,12 +134,18 @@ def streams(draw: st.DrawFn) -> list[dict[str, Any]]:
     return events
 
 
+Restart = tuple[int | None, int]
+"""How a replica takes over: rebuilt (None) or a standby that tailed the changelog from that
+many records on; and the seed of the order it reads ``cmdb.state``'s partitions in."""
+STATE_PARTITIONS = 3
+
+
 def apply_all(
-    events: list[dict[str, Any]], restarts: dict[int, int | None], owners: Ownership
+    events: list[dict[str, Any]], restarts: dict[int, Restart], owners: Ownership
 ) -> tuple[list[Any], Engine]:
     """Each event's findings (by id and kind), the engine replaced before each event in
-    ``restarts`` by one made from the changelog written so far (a transaction per event):
-    rebuilt (None), or a standby's that tailed it from the given number of records on."""
+    ``restarts`` by one made from the changelog written so far (a transaction per event), read
+    back as a replica reads ``cmdb.state``: each key on its partition, partitions interleaved."""
     engine, clock, entries = Engine(POLICY, owners), EventClock(), []
     seen: list[list[tuple[str, str]]] = []
     for step, message in enumerate(events):
@@ -151,9 +159,9 @@ def apply_all(
     return seen, engine
 
 
-def _made_from(
-    entries: list[changelog.Entry], standby_from: int | None, owners: Ownership
-) -> Engine:
+def _made_from(entries: list[changelog.Entry], restart: Restart, owners: Ownership) -> Engine:
+    standby_from, seed = restart
+    entries = list(interleaved(placed(entries, lambda entry: entry[0], STATE_PARTITIONS), seed))
     engine = Engine(POLICY, owners)
     if standby_from is None:
         changelog.rebuild(engine, entries)
@@ -175,11 +183,9 @@ def test_a_restart_anywhere_changes_no_finding_and_no_state(
     events: list[dict[str, Any]], data: st.DataObject
 ) -> None:
     steps = st.integers(min_value=1, max_value=len(events))
-    how = st.one_of(st.none(), st.integers(min_value=0, max_value=200))
+    how = st.tuples(st.one_of(st.none(), st.integers(min_value=0, max_value=200)), st.integers())
     restarts = data.draw(st.dictionaries(steps, how))
-    owners = data.draw(
-        st.sampled_from([ONE_OWNER, ownership(2)])
-    )  # lesson ids: one sequence or two
+    owners = data.draw(st.sampled_from([ONE_OWNER, ownership(2)]))  # lesson ids: 1 or 2 classes
     straight, engine = apply_all(events, {}, owners)
     restarted, rebuilt = apply_all(events, restarts, owners)
     assert restarted == straight
@@ -201,7 +207,7 @@ def test_deadlines_due_at_one_tick_fire_in_their_order_after_a_restart() -> None
                  time=T0 + timedelta(days=4, hours=2)),
     ]  # fmt: skip
     straight, engine = apply_all(events, {}, ONE_OWNER)
-    restarted, rebuilt = apply_all(events, {2: None}, ONE_OWNER)
+    restarted, rebuilt = apply_all(events, {2: (None, 0)}, ONE_OWNER)
     rules = {id: lesson.rule for id, lesson in engine.state.lessons.items()}
     assert rules == {"LL-0001": "unauthorized_deploys", "LL-0002": "cmdb_stale",
                      "LL-0003": "source_silent"}  # fmt: skip

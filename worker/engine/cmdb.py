@@ -17,6 +17,7 @@ from cmdb_worker.rules.policy import Policy
 from cmdb_worker.schemas.ci import CIRef, ObservedCI, Relation
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
+from cmdb_worker.worker.engine.claims import ClaimedIndex
 from cmdb_worker.worker.engine.deadlines import DeadlineIndex
 from cmdb_worker.worker.engine.edge_history import EdgeHistory
 
@@ -49,8 +50,8 @@ class Cmdb:
         self.graph: nx.DiGraph = nx.DiGraph()
         self.policy = policy
         self.strong_identifiers = frozenset(policy.identification.strong_identifiers)
-        self.aliases: dict[CIId, CIId] = {}
-        self.strong_ids: dict[StrongKey, CIId] = {}
+        self.aliases: ClaimedIndex[CIId] = ClaimedIndex()
+        self.strong_ids: ClaimedIndex[StrongKey] = ClaimedIndex()
         self.retired: dict[CIId, datetime] = {}
         self.retired_aliases: dict[CIId, frozenset[CIId]] = {}
         """Ids merged into a retired CI: they still resolve to it (a late sighting under one is
@@ -209,7 +210,7 @@ class Cmdb:
         """Put a record read back from the changelog into the graph and every index."""
         self.graph.add_node(record.id, ci=record)
         for alias in record.aliases:
-            self.aliases[alias] = record.id
+            self.aliases.claim(alias, record.id)
         self._index_identifiers(record)
         for source in record.seen_by:
             self.by_source.setdefault(source, set()).add(record.id)
@@ -236,12 +237,12 @@ class Cmdb:
         self.retired[ci_id] = at
         if aliases:
             self.retired_aliases[ci_id] = aliases
-            self.aliases.update(dict.fromkeys(aliases, ci_id))
+            for alias in aliases:
+                self.aliases.claim(alias, ci_id)
 
     def _drop_aliases(self, ci_id: CIId, aliases: frozenset[CIId]) -> None:
         for alias in aliases:
-            if self.aliases.get(alias) == ci_id:
-                del self.aliases[alias]
+            self.aliases.release(alias, ci_id)
 
     def _drop_if_bare(self, node_id: CIId) -> None:
         """Remove a node that holds no record and that no edge touches any more."""
@@ -250,12 +251,11 @@ class Cmdb:
 
     def _index_identifiers(self, record: CIRecord) -> None:
         for key in _strong_keys(record.type, record.identifiers, self.strong_identifiers):
-            self.strong_ids.setdefault(key, record.id)
+            self.strong_ids.claim(key, record.id)
 
     def _unindex_identifiers(self, record: CIRecord) -> None:
         for key in _strong_keys(record.type, record.identifiers, self.strong_identifiers):
-            if self.strong_ids.get(key) == record.id:
-                del self.strong_ids[key]
+            self.strong_ids.release(key, record.id)
 
     def _merge(self, kept: CIId, duplicate: CIId, at: datetime) -> None:
         """Fold ``duplicate`` into ``kept``: aliases, identifiers, sightings and edges."""
