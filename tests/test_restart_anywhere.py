@@ -3,12 +3,13 @@ retirements and returns, relations that come and go, late sightings, scans, chan
 updates, deploys, upgrades and rollbacks, merged source changes, incidents, lesson edits,
 suppressions) are applied as ``run`` applies them, once straight through and once with the
 engine replaced at random points by one made from its own changelog, read as a replica reads
-``cmdb.state`` (each key on its partition, the partitions interleaved at random): rebuilt from
-it (a replica killed and restarted), or a standby's, which tailed it from some earlier point
-with its deadlines kept armed and then took over. Every event's findings and the final state
+``cmdb.state`` (compacted up to a random point, each key on its partition, the partitions
+interleaved at random): rebuilt from it (a replica killed and restarted), or a standby's,
+which tailed it from some earlier point with its deadlines kept armed and then took over. Every event's findings and the final state
 must be the same, and one hop must resolve every merged id."""
 
 import json
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -159,8 +160,18 @@ def apply_all(
     return seen, engine
 
 
+def _compacted(entries: list[changelog.Entry], rng: random.Random) -> list[changelog.Entry]:
+    """What log compaction may have left: before a cut, each key's last record there only (a
+    tombstone, maybe not even that, once its retention passed); from the cut on, everything."""
+    cut, drop_tombstones = rng.randrange(len(entries) + 1), rng.random() < 0.5
+    last = {key: index for index, (key, _) in enumerate(entries[:cut])}
+    return [(key, value) for index, (key, value) in enumerate(entries) if index >= cut or (
+        last[key] == index and not (value is None and drop_tombstones))]  # fmt: skip
+
+
 def _made_from(entries: list[changelog.Entry], restart: Restart, owners: Ownership) -> Engine:
     standby_from, seed = restart
+    entries = _compacted(entries, random.Random(seed))
     entries = list(interleaved(placed(entries, lambda entry: entry[0], STATE_PARTITIONS), seed))
     engine = Engine(POLICY, owners)
     if standby_from is None:
