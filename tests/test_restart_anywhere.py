@@ -5,8 +5,9 @@ suppressions) are applied as ``run`` applies them, once straight through and onc
 engine replaced at random points by one made from its own changelog, read as a replica reads
 ``cmdb.state`` (compacted up to a random point, each key on its partition, the partitions
 interleaved at random): rebuilt from it (a replica killed and restarted), or a standby's,
-which tailed it from some earlier point with its deadlines kept armed and then took over. Every event's findings and the final state
-must be the same, and one hop must resolve every merged id."""
+which tailed it from some earlier point with its deadlines kept armed and then took over. Every
+event's findings and the final state must be the same, and one hop must resolve every merged
+id."""
 
 import json
 import random
