@@ -4,7 +4,7 @@ The input topics are co-partitioned by the contract key (a CI's id, a deploy's s
 change's id: ``cmdb-worker produce``), as Kafka's default partitioner places a key: a 32-bit
 hash of its bytes, made positive, modulo the partition count. ``Ownership`` applies that
 formula to an entity's id, with the hash given from outside (the engine imports no Kafka code;
-``worker.kafka_ownership`` passes kafka-python's murmur2), so an entity's owner partition is
+``worker.kafka_clients.ownership`` passes kafka-python's murmur2), so an entity's owner partition is
 the partition its events arrive on.
 
 Lesson ids are numbered per owner partition: the lessons whose subject belongs to partition
@@ -35,8 +35,6 @@ class Ownership:
 
     def partition_of(self, entity: str) -> int:
         """The partition Kafka's default partitioner gives a record keyed by ``entity``."""
-        if self.partitions == 1:
-            return 0
         return (self.hash(entity.encode()) & 0x7FFFFFFF) % self.partitions
 
 
@@ -52,11 +50,11 @@ class LessonNumbers:
 
     def next_id(self, subject: str) -> str:
         """The id for a new lesson about ``subject``: above every id of its partition's class."""
+        step = self.ownership.partitions
         partition = self.ownership.partition_of(subject)
-        first = partition + 1
-        number = self.highest.get(partition, first - self.ownership.partitions)
-        self.highest[partition] = number + self.ownership.partitions
-        return lesson_id(number + self.ownership.partitions)
+        number = self.highest.get(partition, partition + 1 - step) + step  # first: partition + 1
+        self.highest[partition] = number
+        return lesson_id(number)
 
     def note(self, ids: Iterable[str]) -> None:
         """Count ``ids`` as given (restored lessons, whoever numbered them)."""
