@@ -14,11 +14,13 @@ For each event type and each deadline kind it reports how many owners' keys one 
 writes, and which key kinds land on another owner. Under the simplest protocol (the home owner
 applies the event and forwards it whole to every other owner whose keys it wrote, each writing
 only its own), ``owners_per_application`` is the work multiplied and ``N`` over it bounds the
-speed-up of N replicas; ``..._with_partials`` counts as if per-source and per-team aggregates
-were kept per owner. A deadline has no home: its owner is its entity's. One pass of the engine
-serves every number of partitions asked. Then the changelog the stream made is applied to a
-fresh global view, as a standby tails it, for its CPU per record (``view_us_per_record``, the
-best of 3 passes; ``_unarmed``: without keeping the CIs' deadlines armed), which every replica
+speed-up of N replicas; ``..._with_partials`` counts as if per-team aggregates were kept per
+owner, as a source's reports already are (``source_report/<owner>/<source>``, written by the
+owner the engine, told the partition count, gives the event). A deadline has no home: its owner
+is its entity's. The engine passes over the stream once per number of partitions. Then the
+changelog the first pass made is applied to a fresh global view, as a standby tails it, for its
+CPU per record (``view_us_per_record``, the best of 3 passes; ``_unarmed``: without keeping the
+CIs' deadlines armed), which every replica
 would pay for every record, whoever wrote it; and to a ``bench.lean_view.LeanView``
 (``lean_view_us_per_record``), what a replica would need to keep of other owners' entities.
 
@@ -54,7 +56,7 @@ from cmdb_worker.worker.engine.state import (
     INCIDENT,
     LESSON,
     LESSON_OVERDUE,
-    SOURCE,
+    SOURCE_REPORT,
     TEAM_HISTORY,
     TEAM_OUTCOMES,
     State,
@@ -66,8 +68,8 @@ from cmdb_worker.worker.replay import message_from_line
 from cmdb_worker.worker.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-PARTIAL_KINDS = frozenset({SOURCE, TEAM_OUTCOMES, TEAM_HISTORY, DORA_TEAM})
-"""Per-source and per-team aggregates, which every partition's events add to."""
+PARTIAL_KINDS = frozenset({TEAM_OUTCOMES, TEAM_HISTORY, DORA_TEAM})
+"""Per-team aggregates, which every partition's events add to."""
 BATCH: int = Settings.model_fields["max_poll_records"].default
 """Events per transaction, as ``run`` polls them by default: a key written several times in
 one goes to the changelog once."""
@@ -146,8 +148,14 @@ class Tally:
         self.owner = ownership(self.partitions)
 
     def owners(self, written: set[Key]) -> set[tuple[str, int]]:
-        """(key kind, owner partition) of keys given as (kind, owning entity)."""
-        return {(kind, self.owner.partition_of(entity)) for kind, entity in written}
+        """(key kind, owner partition) of keys given as (kind, owning entity); a source's
+        partial names its owner (``<owner>/<source>``)."""
+        return {(kind, self._owner_of(kind, entity)) for kind, entity in written}
+
+    def _owner_of(self, kind: str, entity: str) -> int:
+        if kind == SOURCE_REPORT:
+            return int(entity.partition("/")[0])
+        return self.owner.partition_of(entity)
 
     def home(self, routed: str | None) -> int | None:
         return self.owner.partition_of(routed) if routed else None
@@ -164,12 +172,12 @@ class Tally:
 
 
 class Survey:
-    """Applies a stream to an engine once and attributes each changed key to an owner partition
-    for every number of partitions asked."""
+    """Applies a stream to an engine told ``partitions`` owner partitions and attributes each
+    changed key to its owner partition."""
 
-    def __init__(self, policy: Policy, partitions: Iterable[int]) -> None:
-        self.engine = _Ticking(policy, self)
-        self.tallies = [Tally(n) for n in partitions]
+    def __init__(self, policy: Policy, partitions: int) -> None:
+        self.engine = _Ticking(policy, self, ownership(partitions))
+        self.tally = Tally(partitions)
         self._fired: set[Key] = set()
         """Keys only a tick wrote during the event being applied (not the event's)."""
         self._batch: set[Key] = set()
@@ -200,11 +208,10 @@ class Survey:
             return  # dead-lettered, or applied already
         written = self.engine.state.take_dirty()
         self._batch |= written
-        routed = message.key or contract_key(event.payload)
+        routed = message.key or contract_key(event)
         key = routed.decode() if routed else None
         entities = self._entities(written - self._fired)
-        for tally in self.tallies:
-            tally.events[event.type].add(tally.home(key), tally.owners(entities))
+        self.tally.events[event.type].add(self.tally.home(key), self.tally.owners(entities))
         self._fired = set()
         self._applied += 1
         if self._applied % BATCH == 0:
@@ -230,8 +237,8 @@ class Survey:
             written = state.take_dirty()
             entities = self._entities(written)
             entity = owning_entity(state, LESSON if fired == LESSON_DUE else "", key)
-            for tally in self.tallies:
-                tally.deadlines[fired].add(tally.home(entity), tally.owners(entities))
+            tally = self.tally
+            tally.deadlines[fired].add(tally.home(entity), tally.owners(entities))
             state.dirty |= before | written  # put back: the tick tells them from the event's
             return findings
 
@@ -258,7 +265,7 @@ class Survey:
         return (time.process_time() - started) / max(len(self.changelog), 1)
 
     def _view_pass(self, armed: bool) -> float:
-        standby = changelog.Restoring(Engine(self.engine.policy))
+        standby = changelog.Restoring(Engine(self.engine.policy, self.engine.state.ownership))
         if armed:
             standby.finish()  # from then on deadlines are kept armed as records arrive
         started = time.process_time()
@@ -273,15 +280,14 @@ class Survey:
             "view_us_per_record": round(self.view_seconds_per_record(armed=True) * 1e6, 1),
             "view_us_per_record_unarmed": round(self.view_seconds_per_record(armed=False) * 1e6, 1),
             "lean_view_us_per_record": round(self.lean_view_seconds_per_record() * 1e6, 1),
-            "partitions": {str(tally.partitions): tally.figures() for tally in self.tallies},
         }
 
 
 class _Ticking(Engine):
     """The engine, telling the survey what each tick wrote."""
 
-    def __init__(self, policy: Policy, survey: Survey) -> None:
-        super().__init__(policy)
+    def __init__(self, policy: Policy, survey: Survey, owners: Ownership) -> None:
+        super().__init__(policy, owners)
         self.survey = survey
 
     def tick(self, now: datetime) -> list[Finding]:
@@ -294,9 +300,12 @@ class _Ticking(Engine):
 
 
 def survey(lines: Iterable[str], policy: Policy, partitions: Iterable[int]) -> dict[str, Any]:
-    runner = Survey(policy, partitions)
-    runner.run(lines)
-    return runner.report()
+    """One pass per partition count; the changelog and global view figures of the first."""
+    stream, runners = list(lines), [Survey(policy, n) for n in partitions]
+    for runner in runners:
+        runner.run(stream)
+    tallies = {str(runner.tally.partitions): runner.tally.figures() for runner in runners}
+    return runners[0].report() | {"partitions": tallies}
 
 
 def streams(events: int) -> Iterator[tuple[str, list[str], Policy]]:

@@ -62,11 +62,29 @@ class CIRecord:
 
 
 class SourceHealth(BaseModel):
-    """A discovery source: when it last reported, and whether it is silent now."""
+    """A discovery source: when it last reported, and whether it is silent now.
+
+    Written when the source falls silent or recovers; its last report then is the latest of its
+    ``SourceReport`` partials, which every report updates.
+    """
 
     source: str
     last_report: datetime
     silent: bool = False
+
+
+class SourceReport(BaseModel):
+    """A discovery source's latest report among the events of one owner partition: each owner
+    writes only its own, and the source's last report is the latest of them."""
+
+    source: str
+    owner: int
+    last_report: datetime
+
+    @property
+    def key(self) -> str:
+        """``<owner>/<source>``: the partition first, so any source name reads back unchanged."""
+        return f"{self.owner}/{self.source}"
 
 
 class Suppression(BaseModel):

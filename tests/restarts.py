@@ -11,16 +11,20 @@ from cmdb_worker.rules.policy import Policy, load_policy
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.engine.apply import Engine
+from cmdb_worker.worker.engine.ownership import ONE_OWNER, Ownership
 from tests.events import T0, heartbeats, to_input
 
 
 class Run:
     """Feeds events as replay does (each as of its own time), writing the changelog as it goes."""
 
-    def __init__(self, rebuild: bool, policy: Policy | None = None) -> None:
+    def __init__(
+        self, rebuild: bool, policy: Policy | None = None, ownership: Ownership = ONE_OWNER
+    ) -> None:
         self.rebuild = rebuild
         self.policy = policy or load_policy()
-        self.engine = Engine(self.policy)
+        self.ownership = ownership
+        self.engine = Engine(self.policy, ownership)
         self.entries: list[changelog.Entry] = []
 
     def feed(self, *messages: dict[str, Any]) -> list[Finding]:
@@ -43,7 +47,7 @@ class Run:
     def restart(self) -> None:
         """In a ``rebuilt`` run, replace the engine by one rebuilt from the changelog."""
         if self.rebuild:
-            self.engine = Engine(self.policy)
+            self.engine = Engine(self.policy, self.ownership)
             changelog.rebuild(self.engine, self.entries)
 
 

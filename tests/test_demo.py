@@ -37,10 +37,10 @@ def _json(raw: bytes | None) -> dict | None:
 def test_produce_routes_and_keys_the_sample_week_by_the_contract(
     kafka_bootstrap: str, unique_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every line of the sample lands once: observations on discovery keyed by CI id, changes on
-    the changes topic keyed by change id, CDEvents on cicd keyed by a service CI id, lesson
-    updates keyed by lesson id; lines that do not decode (the sample's few bad ones) go to
-    discovery unkeyed, for the worker to dead-letter."""
+    """Every line of the sample lands once: observations on discovery keyed by CI id (scans by
+    their source), changes on the changes topic keyed by change id, CDEvents on cicd keyed by a
+    service CI id, lesson updates keyed by lesson id; lines that do not decode (the sample's few
+    bad ones) go to discovery unkeyed, for the worker to dead-letter."""
     topics = WorkerTopics(unique_name)
     for name in [n for n in os.environ if n.startswith("CMDB_WORKER_")]:
         monkeypatch.delenv(name)
@@ -60,6 +60,8 @@ def test_produce_routes_and_keys_the_sample_week_by_the_contract(
             ci_id = make_ci_id(ci["type"], ci["name"], ci.get("environment"))
             assert record.key in (ci_id.encode(), None)
             keyed += record.key is not None
+        elif event.get("type") == "cmdb.scan.completed":
+            assert record.key == event["source"].encode()
     assert keyed > 0.9 * len(read["discovery"])
     assert all(r.key == _json(r.value)["data"]["change_id"].encode() for r in read["changes"])
     assert read["cicd"] and all((r.key or b"").startswith(b"service/") for r in read["cicd"])

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.partitioner.default import DefaultPartitioner
@@ -20,9 +21,11 @@ from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.schemas.lessons import lesson_id, lesson_number
 from cmdb_worker.worker.clock import EventClock
 from cmdb_worker.worker.engine.apply import Engine
-from cmdb_worker.worker.engine.ownership import ONE_OWNER, LessonNumbers, Ownership
+from cmdb_worker.worker.engine.ownership import ONE_OWNER, LessonNumbers, Ownership, home_key
 from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.processing import process
+from tests.events import T0, observed, scan_completed, to_input
+from tests.governance_helpers import change_requested, deploy, incident, lesson_updated
 from tests.partitions import interleaved, placed
 from tests.replica_stream import ci_key, stream
 
@@ -52,6 +55,25 @@ def test_an_entity_belongs_to_the_partition_its_events_arrive_on(key: str, parti
         "cmdb.discovery", key, key.encode(), None, None, _Cluster(partitions)
     )
     assert ownership(partitions).partition_of(key) == placed
+
+
+@pytest.mark.parametrize(
+    ("message", "key"),
+    [
+        (observed("api", source="/discovery/a"), "service/api@prod"),
+        (deploy("api", id="d1"), "service/api@prod"),
+        (incident("INC-1", "api", id="i1"), "service/api@prod"),
+        (change_requested("CHG-1", "service/api@prod"), "CHG-1"),
+        (lesson_updated("LL-0003", id="u1", status="Done"), "LL-0003"),
+        (scan_completed(started=T0, time=T0, source="/discovery/a"), "/discovery/a"),
+        (incident("INC-2", None, id="i2"), None),
+    ],
+)
+def test_an_event_belongs_to_the_entity_its_topic_is_keyed_by(
+    message: dict[str, Any], key: str | None
+) -> None:
+    """The contract's message key (section 1), and for a scan, which names no CI, its source."""
+    assert home_key(to_input(message)) == key
 
 
 def test_one_owner_numbers_lessons_in_one_sequence() -> None:

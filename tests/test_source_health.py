@@ -2,13 +2,21 @@
 CIs are unverified instead of stale, and after it recovers they are judged from the recovery.
 Every test runs live and after a changelog rebuild at its turning point."""
 
+import json
 from datetime import timedelta
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from cmdb_worker.rules.policy import parse_policy
 from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.schemas.records import SourceHealth
+from cmdb_worker.worker import changelog
+from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.export import node_document
+from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.metrics import Metrics
 from cmdb_worker.worker.status import refresh_state_gauges
 from tests.events import T0, at, kinds, observed
@@ -157,3 +165,87 @@ def test_a_recovered_source_can_fall_silent_again(run: Run):
     assert [f.subject for f in of_kind(again, "source_silent")] == [US]
     (lesson,) = [lesson for lesson in lessons_of(run) if lesson.rule == "source_silent"]
     assert lesson.occurrences == 2
+
+
+OWNERS = ownership(3)
+"""Three owner partitions, as Kafka's default partitioner places the CIs' ids."""
+
+
+def _written(run: Run, source: str) -> dict[str, dict]:
+    """The source's record and partials written since the last call, with their last value."""
+    written = {
+        key: json.loads(value)
+        for key, value in run.entries
+        if key.startswith("source") and key.endswith(source)
+    }
+    run.entries = []
+    return written
+
+
+def _partial(ci_id: str) -> str:
+    return f"source_report/{OWNERS.partition_of(ci_id)}/{US}"
+
+
+def test_each_owner_partition_writes_only_its_own_partial_of_a_source():
+    """Every report raises the partial of the partition the reported CI belongs to, which
+    holds the latest report among that partition's CIs; the source's own record (another
+    owner's key) is written only when the source falls silent and when it recovers."""
+    run = Run(False, ownership=OWNERS)
+    reports = [observed(f"svc-{n}", source=US, time=at(hours=n / 4)) for n in range(12)]
+    run.feed(*reports)
+    latest: dict[str, str] = {}
+    for report in reports:
+        latest[_partial(f"service/{report['data']['ci']['name']}@prod")] = report["time"]
+    written = _written(run, US)
+    assert sorted(written) == sorted(latest) and len(latest) == 3
+    assert {key: value["last_report"] for key, value in written.items()} == latest
+    run.keep_alive(at(days=1), EU)
+    (key, value), *others = _written(run, US).items()
+    assert (key, others) == (f"source/{US}", [])
+    assert SourceHealth(**value) == SourceHealth(source=US, last_report=at(hours=2.75), silent=True)
+    run.feed(observed("svc-0", source=US, time=at(days=1, hours=1)))
+    written = _written(run, US)
+    assert sorted(written) == sorted([f"source/{US}", _partial("service/svc-0@prod")])
+    assert written[f"source/{US}"]["silent"] is False
+
+
+def _compacted(run: Run) -> list[changelog.Entry]:
+    """Each key's last record, as a compacted cmdb.state keeps them."""
+    return list(dict(run.entries).items())
+
+
+def _partitioned_run(recover: bool) -> Run:
+    """US reports on every owner partition, falls silent, and (if ``recover``) comes back on
+    one partition, then reports on the others."""
+    run = Run(False, ownership=OWNERS)
+    run.feed(*estate())
+    run.keep_alive(at(days=1), EU)
+    if recover:
+        run.feed(*estate(time=at(days=1, hours=1), names=ONLY_US[:1]))
+        run.feed(*estate(time=at(days=1, hours=2), names=ONLY_US[1:]))
+    return run
+
+
+@pytest.mark.parametrize("recover", [False, True], ids=["silent", "recovered"])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_source_read_back_in_any_order_is_as_it_was(recover: bool, data: st.DataObject):
+    """The source's record and its partials, read back in any order (each key once, as after
+    compaction), give its silence as written and its latest report of all."""
+    live = _partitioned_run(recover)
+    entries = data.draw(st.permutations(_compacted(live)))
+    rebuilt = Engine(live.policy, OWNERS)
+    changelog.rebuild(rebuilt, entries)
+    assert rebuilt.state.sources == live.engine.state.sources
+    assert rebuilt.state.sources[US].silent is not recover
+
+
+def test_a_changelog_written_before_the_partials_restores_its_sources():
+    """A ``source/<name>`` record from before partials existed (its last report kept there)
+    restores the source as it was, silence deadline included."""
+    engine = Engine(parse_policy({}))
+    health = SourceHealth(source=US, last_report=T0)
+    changelog.rebuild(engine, [(f"source/{US}", health.model_dump_json().encode())])
+    assert engine.state.sources == {US: health}
+    (finding,) = of_kind(engine.tick(at(hours=7)), "source_silent")
+    assert finding.details()["last_report"] == T0

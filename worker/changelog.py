@@ -31,7 +31,7 @@ from cmdb_worker.schemas.dora import DoraTeam, MergedChange
 from cmdb_worker.schemas.history import ChangedEdges, SubjectHistory
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson, OverdueReported
-from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
+from cmdb_worker.schemas.records import CIRecord, SourceHealth, SourceReport, Suppression
 from cmdb_worker.worker.engine import (
     discovery,
     governance,
@@ -57,6 +57,7 @@ from cmdb_worker.worker.engine.state import (
     MERGED_CHANGE,
     SERVICE_OUTCOMES,
     SOURCE,
+    SOURCE_REPORT,
     SUPPRESSION,
     TEAM_HISTORY,
     TEAM_OUTCOMES,
@@ -76,6 +77,7 @@ MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     TEAM_OUTCOMES: ("team_outcomes", ChangeOutcomes),
     TEAM_HISTORY: ("team_histories", TeamHistory),
     SOURCE: ("sources", SourceHealth),
+    SOURCE_REPORT: ("source_reports", SourceReport),
     SUPPRESSION: ("suppressions", Suppression),
     DORA_TEAM: ("dora", DoraTeam),
     MERGED_CHANGE: ("merged_changes", MergedChange),
@@ -83,6 +85,12 @@ MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     EDGE_HISTORY: ("edge_changes", ChangedEdges),
 }
 """Entity kinds kept as pydantic models in a ``State`` dict: kind -> (attribute, model)."""
+MERGED_ON_RESTORE: dict[str, Callable[[State, str, Any], None]] = {
+    SOURCE: sources.restore_health,
+    SOURCE_REPORT: sources.restore_report,
+}
+"""Kinds whose values read back combine with other keys' (a source's last report is the latest
+of its record and its partials) instead of being stored as they are."""
 
 
 def changed_entries(engine: Engine) -> list[Entry]:
@@ -310,8 +318,12 @@ class Restoring:
                 self.engine.state.deadlines.cancel(key, deadline)
         if value is None:
             store.pop(entity_id, None)
+            return
+        model = MODEL_STORES[kind][1].model_validate_json(value)
+        if kind in MERGED_ON_RESTORE:
+            MERGED_ON_RESTORE[kind](self.engine.state, entity_id, model)
         else:
-            store[entity_id] = MODEL_STORES[kind][1].model_validate_json(value)
+            store[entity_id] = model
 
     def _put_batch(self, batch_id: str, value: bytes | None) -> None:
         if value is None:

@@ -3,7 +3,8 @@ and keys them, so a local broker can be fed the sample week (``make demo``) or a
 
 Each line (a message value, or ``{"key", "headers", "value"}`` as in replay) goes to the topic
 its type belongs to, keyed by the contract's key: the CI id for discovery and CI/CD events, the
-change id for changes, the lesson id for lesson updates. A line that does not decode goes to the
+change id for changes, the lesson id for lesson updates, a scan's source for a scan
+(``engine.ownership.home_key``). A line that does not decode goes to the
 discovery topic unkeyed, where the worker dead-letters it, as it would from a real producer.
 """
 
@@ -15,17 +16,8 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from cmdb_worker.schemas.decode import InvalidEvent, decode
-from cmdb_worker.schemas.events import (
-    ChangeRequested,
-    ChangeUpdated,
-    CIObserved,
-    CIRetired,
-    Deploy,
-    EventPayload,
-    Incident,
-    InputEvent,
-    LessonUpdated,
-)
+from cmdb_worker.schemas.events import InputEvent
+from cmdb_worker.worker.engine.ownership import home_key
 from cmdb_worker.worker.kafka_clients import prepare_topics, security_config
 from cmdb_worker.worker.logs import get_logger
 from cmdb_worker.worker.replay import STDIN, Message, message_from_line
@@ -60,7 +52,7 @@ def route(settings: Settings, line: str) -> tuple[str, Message]:
         event = decode(message.value, message.headers, default_time=datetime.now(UTC))
     except InvalidEvent:
         return settings.topic_discovery, Message(line.encode("utf-8", "surrogateescape"))
-    key = message.key or contract_key(event.payload)
+    key = message.key or contract_key(event)
     return _topic(settings, event), Message(message.value, message.headers, key)
 
 
@@ -74,21 +66,9 @@ def _topic(settings: Settings, event: InputEvent) -> str:
     return settings.topic_discovery
 
 
-def contract_key(payload: EventPayload) -> bytes | None:
-    key = _key_of(payload)
+def contract_key(event: InputEvent) -> bytes | None:
+    key = home_key(event)
     return key.encode() if key else None
-
-
-def _key_of(payload: EventPayload) -> str | None:
-    if isinstance(payload, CIObserved | CIRetired):
-        return payload.ci.ci_id
-    if isinstance(payload, Deploy | Incident):
-        return payload.service.ci_id if payload.service else None
-    if isinstance(payload, ChangeRequested | ChangeUpdated):
-        return payload.change_id
-    if isinstance(payload, LessonUpdated):
-        return payload.lesson_id
-    return None
 
 
 def _lines(path: Path) -> list[str]:

@@ -1,7 +1,8 @@
 """Which owner partition an entity belongs to, and the lesson ids each owner may give.
 
-The input topics are co-partitioned by the contract key (a CI's id, a deploy's service, a
-change's id: ``cmdb-worker produce``), as Kafka's default partitioner places a key: a 32-bit
+The input topics are co-partitioned by the contract key (``home_key``: a CI's id, a deploy's
+service, a change's id; ``cmdb-worker produce`` sends with it), as Kafka's default partitioner
+places a key: a 32-bit
 hash of its bytes, made positive, modulo the partition count. ``Ownership`` applies that
 formula to an entity's id, with the hash given from outside (the engine imports no Kafka code;
 ``worker.kafka_clients.ownership`` passes kafka-python's murmur2), so an entity's owner partition is
@@ -18,6 +19,17 @@ different partitions never give the same id. With one partition (the default) th
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from cmdb_worker.schemas.events import (
+    ChangeRequested,
+    ChangeUpdated,
+    CIObserved,
+    CIRetired,
+    Deploy,
+    Incident,
+    InputEvent,
+    LessonUpdated,
+    ScanCompleted,
+)
 from cmdb_worker.schemas.lessons import lesson_id, lesson_number
 
 Hash = Callable[[bytes], int]
@@ -39,6 +51,24 @@ class Ownership:
 
 
 ONE_OWNER = Ownership()
+
+
+def home_key(event: InputEvent) -> str | None:
+    """The entity an event is keyed by on its topic (section 1 of the contract): the CI observed
+    or retired, a deploy's or incident's service, a change, a lesson; a scan's source (it
+    names no CI). None: the event has no owning entity (Kafka spreads such records)."""
+    payload = event.payload
+    if isinstance(payload, CIObserved | CIRetired):
+        return payload.ci.ci_id
+    if isinstance(payload, Deploy | Incident):
+        return payload.service.ci_id if payload.service else None
+    if isinstance(payload, ChangeRequested | ChangeUpdated):
+        return payload.change_id
+    if isinstance(payload, LessonUpdated):
+        return payload.lesson_id
+    if isinstance(payload, ScanCompleted):
+        return event.source
+    return None
 
 
 @dataclass

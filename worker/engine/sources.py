@@ -5,6 +5,12 @@ A silent source files one ``source_silent`` finding and lesson; the CIs only sil
 vouch for are flagged unverified and are not judged stale (see ``discovery.on_deadline``). A
 report from a live discovery source clears the flag; on recovery the source's CIs are judged
 again, their staleness counted from the recovery at the earliest.
+
+Every report raises the source's ``SourceReport`` partial of the owner partition the event
+belongs to (``ownership.home_key``: a CI's, or for a scan the source's own), so each owner
+writes only its own keys; the source's record (``SourceHealth``) is written only when it falls
+silent or recovers. The source's last report is the latest of its partials: read back in any
+order, they give the same (``restore_health``, ``restore_report``).
 """
 
 from datetime import datetime
@@ -12,10 +18,11 @@ from datetime import datetime
 from cmdb_worker.rules import sources as rules
 from cmdb_worker.schemas.events import CIObserved, InputEvent, ScanCompleted
 from cmdb_worker.schemas.findings import Finding
-from cmdb_worker.schemas.records import CIRecord, SourceHealth
+from cmdb_worker.schemas.records import CIRecord, SourceHealth, SourceReport
 from cmdb_worker.worker.engine import discovery, lessons
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
-from cmdb_worker.worker.engine.state import SOURCE, State
+from cmdb_worker.worker.engine.ownership import home_key
+from cmdb_worker.worker.engine.state import SOURCE, SOURCE_REPORT, State
 
 SOURCE_SILENT: DeadlineKind = "source_silent"
 
@@ -23,7 +30,7 @@ SOURCE_SILENT: DeadlineKind = "source_silent"
 def on_observed(
     state: State, event: InputEvent, payload: CIObserved, now: datetime
 ) -> list[Finding]:
-    findings = reported(state, event.source, event.time, now)
+    findings = reported(state, event, now)
     findings += discovery.on_observed(state, event, payload, now)
     record = state.cmdb.get(payload.ci.ci_id)
     if record is not None and discovery.UNVERIFIED in record.flags:
@@ -34,24 +41,31 @@ def on_observed(
 def on_scan_completed(
     state: State, event: InputEvent, payload: ScanCompleted, now: datetime
 ) -> list[Finding]:
-    findings = reported(state, event.source, event.time, now)
+    findings = reported(state, event, now)
     return findings + discovery.on_scan_completed(state, event, payload, now)
 
 
-def reported(state: State, source: str, at: datetime, now: datetime) -> list[Finding]:
-    """A report from ``source`` at ``at``: first note a silence that fell due unticked."""
+def reported(state: State, event: InputEvent, now: datetime) -> list[Finding]:
+    """A report from ``event.source``: first note a silence that fell due unticked."""
+    source, at = event.source, event.time
     health = state.sources.get(source)
     if health is not None and at <= health.last_report:
         return []
     findings = on_silence(state, source, SOURCE_SILENT, now) if health else []
-    return findings + _report(state, health or SourceHealth(source=source, last_report=at), at, now)
+    owner = state.ownership.partition_of(home_key(event) or source)
+    report = SourceReport(source=source, owner=owner, last_report=at)
+    health = health or SourceHealth(source=source, last_report=at)
+    return findings + _report(state, health, report, now)
 
 
-def _report(state: State, health: SourceHealth, at: datetime, now: datetime) -> list[Finding]:
+def _report(
+    state: State, health: SourceHealth, report: SourceReport, now: datetime
+) -> list[Finding]:
     silent_since = rules.silent_after(state.policy, health)
-    health.last_report = at
+    health.last_report = report.last_report
     state.sources[health.source] = health
-    state.touch(SOURCE, health.source)
+    state.source_reports[report.key] = report
+    state.touch(SOURCE_REPORT, report.key)
     recovers = health.silent and not rules.is_silent(state.policy, health, now)
     findings = _recovered(state, health, silent_since, now) if recovers else []
     schedule_silence(state, health)
@@ -87,6 +101,7 @@ def _recovered(
     """Judge the CIs only this source vouched for again, counting from its recovery."""
     vouched = _unverified(state, health.source)
     health.silent = False
+    state.touch(SOURCE, health.source)
     for record in vouched:
         if not record.stale:
             record.recounted_from = health.last_report
@@ -100,3 +115,22 @@ def _unverified(state: State, source: str) -> list[CIRecord]:
     """The CIs ``source`` reported that only silent sources vouch for."""
     found = (state.cmdb.get_unmerged(ci_id) for ci_id in sorted(state.cmdb.seen_by_source(source)))
     return [record for record in found if record is not None and state.unverified(record)]
+
+
+def restore_health(state: State, key: str, health: SourceHealth) -> None:
+    """A source's record read back: its silence as written, its last report the latest of the
+    record's and the partials' read so far."""
+    earlier = state.sources.get(key)
+    if earlier is not None:
+        health.last_report = max(health.last_report, earlier.last_report)
+    state.sources[key] = health
+
+
+def restore_report(state: State, key: str, report: SourceReport) -> None:
+    """A partial read back: the source's last report rises to it (a source known only from its
+    partials has not been silent)."""
+    state.source_reports[key] = report
+    health = state.sources.setdefault(
+        report.source, SourceHealth(source=report.source, last_report=report.last_report)
+    )
+    health.last_report = max(health.last_report, report.last_report)

@@ -13,7 +13,7 @@ from cmdb_worker.schemas.changes import (
 from cmdb_worker.schemas.dora import DoraTeam, MergedChange
 from cmdb_worker.schemas.history import ChangedEdges, SubjectHistory
 from cmdb_worker.schemas.lessons import Lesson, OverdueReported
-from cmdb_worker.schemas.records import CIRecord, SourceHealth, Suppression
+from cmdb_worker.schemas.records import CIRecord, SourceHealth, SourceReport, Suppression
 from cmdb_worker.worker.engine.cmdb import Cmdb
 from cmdb_worker.worker.engine.deadlines import DeadlineIndex
 from cmdb_worker.worker.engine.open_changes import OpenChanges
@@ -21,7 +21,7 @@ from cmdb_worker.worker.engine.ownership import ONE_OWNER, LessonNumbers, Owners
 
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
 LESSON_OVERDUE = "lesson_overdue"
-SOURCE, SUPPRESSION = "source", "suppression"
+SOURCE, SOURCE_REPORT, SUPPRESSION = "source", "source_report", "suppression"
 SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
 TEAM_HISTORY = "team_history"
 DORA_TEAM, MERGED_CHANGE = "dora_team", "merged_change"
@@ -57,7 +57,11 @@ class State:
     open_changes: OpenChanges = field(default_factory=OpenChanges)
     """Open changes by CI; derived from ``changes`` (rebuilt after a restore)."""
     sources: dict[str, SourceHealth] = field(default_factory=dict)
-    """Kind ``source``, keyed by discovery source: every source that sent an observation or scan."""
+    """Kind ``source``, keyed by discovery source: every source that sent an observation or scan,
+    its last report the latest of its ``source_reports``."""
+    source_reports: dict[str, SourceReport] = field(default_factory=dict)
+    """Kind ``source_report``, keyed ``<owner partition>/<source>``: a source's latest report
+    among each owner partition's events (``engine.sources``)."""
     suppressions: dict[str, Suppression] = field(default_factory=dict)
     """Kind ``suppression``, keyed by subject: findings held back until a time."""
     dora: dict[str, DoraTeam] = field(default_factory=dict)
