@@ -10,19 +10,19 @@ partitioner places a key (murmur2 of the owning entity's id): a CI, change or su
 id, a team or source by its name, a lesson by its subject, an incident by its service. An event's
 *home* is the partition its contract key (``produce``) puts it on.
 
-For each event type and each deadline kind it reports how many owners' keys one application
-writes, and which key kinds land on another owner. Under the simplest protocol (the home owner
-applies the event and forwards it whole to every other owner whose keys it wrote, each writing
-only its own), ``owners_per_application`` is the work multiplied and ``N`` over it bounds the
-speed-up of N replicas; ``..._with_partials`` counts as if per-team aggregates were kept per
-owner, as a source's reports already are (``source_report/<owner>/<source>``, written by the
-owner the engine, told the partition count, gives the event). A deadline has no home: its owner
-is its entity's. The engine passes over the stream once per number of partitions. Then the
-changelog the first pass made is applied to a fresh global view, as a standby tails it, for its
-CPU per record (``view_us_per_record``, the best of 3 passes; ``_unarmed``: without keeping the
-CIs' deadlines armed), which every replica
-would pay for every record, whoever wrote it; and to a ``bench.lean_view.LeanView``
-(``lean_view_us_per_record``), what a replica would need to keep of other owners' entities.
+For each event type and each deadline kind it reports how many owners' keys one application writes,
+and which key kinds land on another owner. Under the simplest protocol (the home owner applies the
+event and forwards it whole to every other owner whose keys it wrote, each writing only its own),
+``owners_per_application`` is the work multiplied and ``N`` over it bounds the speed-up of N
+replicas; ``..._with_partials`` counts as if the change outcomes per team were kept per owner, as a
+source's reports and a team's DORA totals already are (``<kind>/<owner>/<name>``, written by the
+owner the engine, told the partition count, gives the event). A deadline has no home: its owner is
+its entity's. The engine passes over the stream once per partition count. Then the changelog the
+first pass made is applied to a fresh global view, as a standby tails it, for its CPU per record
+(``view_us_per_record``, the best of 3 passes; ``_unarmed``: without keeping the CIs' deadlines
+armed), which every replica would pay for every record, whoever wrote it; and to a
+``bench.lean_view.LeanView`` (``lean_view_us_per_record``), what a replica would need to keep of
+other owners' entities.
 
 Streams: the curated sample week (``examples/events.jsonl`` with ``examples/policy.yaml``) and
 ``bench.synthetic`` (~90% discovery, ~9% deploys) under the packaged policy, its services'
@@ -68,8 +68,10 @@ from cmdb_worker.worker.replay import message_from_line
 from cmdb_worker.worker.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-PARTIAL_KINDS = frozenset({TEAM_OUTCOMES, TEAM_HISTORY, DORA_TEAM})
+PARTIAL_KINDS = frozenset({TEAM_OUTCOMES, TEAM_HISTORY})
 """Per-team aggregates, which every partition's events add to."""
+OWNER_KEYED = frozenset({SOURCE_REPORT, DORA_TEAM})
+"""Kinds kept per owner partition, their keys ``<owner>/<name>``."""
 BATCH: int = Settings.model_fields["max_poll_records"].default
 """Events per transaction, as ``run`` polls them by default: a key written several times in
 one goes to the changelog once."""
@@ -148,12 +150,12 @@ class Tally:
         self.owner = ownership(self.partitions)
 
     def owners(self, written: set[Key]) -> set[tuple[str, int]]:
-        """(key kind, owner partition) of keys given as (kind, owning entity); a source's
-        partial names its owner (``<owner>/<source>``)."""
+        """(key kind, owner partition) of keys given as (kind, owning entity); a partial kept
+        per owner names its owner."""
         return {(kind, self._owner_of(kind, entity)) for kind, entity in written}
 
     def _owner_of(self, kind: str, entity: str) -> int:
-        if kind == SOURCE_REPORT:
+        if kind in OWNER_KEYED:
             return int(entity.partition("/")[0])
         return self.owner.partition_of(entity)
 

@@ -1,11 +1,13 @@
 """The DORA four keys as cumulative state: what the ``cmdb_worker_deployments_total``,
 ``..._change_lead_time_seconds``, ``..._change_failures_total`` and ``..._time_to_restore_seconds``
 metrics are read from. Kept in the changelog, so a restart continues the counts and a redelivered
-event (never applied twice) never counts twice.
+event (never applied twice) never counts twice. Each owner partition keeps its own totals per
+team; a team's are their sum (``plus``).
 """
 
 import bisect
 from datetime import datetime
+from itertools import zip_longest
 
 from pydantic import BaseModel, Field, FiniteFloat
 
@@ -34,6 +36,11 @@ class HistogramCounts(BaseModel):
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def plus(self, other: "HistogramCounts") -> "HistogramCounts":
+        """Both histograms' observations (same bounds)."""
+        counts = [a + b for a, b in zip_longest(self.counts, other.counts, fillvalue=0)]
+        return HistogramCounts(bounds=self.bounds, counts=counts, sum=self.sum + other.sum)
+
     def cumulative(self) -> list[int]:
         """Counts of observations at or below each bound, then the total (the ``+Inf`` bucket)."""
         totals, running = [], 0
@@ -44,9 +51,12 @@ class HistogramCounts(BaseModel):
 
 
 class DoraTeam(BaseModel):
-    """One team's DORA totals since the changelog began (``none``: no owner known)."""
+    """One team's DORA totals since the changelog began (``none``: no owner known), among the
+    events of one owner partition."""
 
     team: str
+    owner: int = 0
+    """The owner partition whose events these are (0 in a changelog written before owners)."""
     deployments: dict[str, int] = Field(default_factory=dict)
     """Deploys (``deployed``/``upgraded``) by ``<environment>|<service name>``."""
     change_failures: int = 0
@@ -56,6 +66,25 @@ class DoraTeam(BaseModel):
     time_to_restore: HistogramCounts = Field(
         default_factory=lambda: HistogramCounts(bounds=RESTORE_BUCKETS)
     )
+
+    @property
+    def key(self) -> str:
+        """``<owner>/<team>``: the partition first, so any team name reads back unchanged."""
+        return f"{self.owner}/{self.team}"
+
+    def plus(self, other: "DoraTeam") -> "DoraTeam":
+        """Both totals (of one team), as one owner's."""
+        deployments = dict(self.deployments)
+        for service, count in other.deployments.items():
+            deployments[service] = deployments.get(service, 0) + count
+        return DoraTeam(
+            team=self.team,
+            owner=self.owner,
+            deployments=deployments,
+            change_failures=self.change_failures + other.change_failures,
+            lead_time=self.lead_time.plus(other.lead_time),
+            time_to_restore=self.time_to_restore.plus(other.time_to_restore),
+        )
 
 
 class MergedChange(BaseModel):

@@ -2,14 +2,17 @@
 and change.merged), change failures and time to restore; never counted twice, by a redelivery
 or across a restart."""
 
+import json
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from cmdb_worker.worker.engine.ownership import home_key
+from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.metrics import Metrics
 from cmdb_worker.worker.status import refresh_state_gauges
-from tests.events import at, observed
+from tests.events import at, observed, to_input
 from tests.governance_helpers import cdevent, change_requested, change_updated, deploy, incident
 from tests.restarts import Run
 
@@ -134,3 +137,56 @@ def test_repeated_refreshes_expose_the_same_totals(run: Run):
         refresh_state_gauges(run.engine, metrics, at(12))
     assert value(registry, "deployments_total", service="payments-api", environment="prod",
                  team="team-payments") == 2  # fmt: skip
+
+
+DORA_FAMILIES = ("deployments", "change_lead_time_seconds", "change_failures",
+                 "time_to_restore_seconds")  # fmt: skip
+OWNERS = ownership(3)
+
+
+def _dora_samples(registry: CollectorRegistry) -> dict[tuple[str, tuple], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in registry.collect()
+        if family.name.removeprefix("cmdb_worker_") in DORA_FAMILIES
+        for sample in family.samples
+    }
+
+
+def spread_week() -> list[dict[str, Any]]:
+    """The week, and team-payments' other services deployed: its events on every partition."""
+    services = [f"svc-{n}" for n in range(6)]
+    others = [observed(name, owner="team-payments", time=at(11)) for name in services]
+    deploys = [deploy(name, id=f"x{n}", time=at(11.5)) for n, name in enumerate(services)]
+    return first_half() + second_half() + others + deploys
+
+
+def test_each_owner_partition_keeps_its_own_totals_and_a_scrape_sums_them():
+    """With 3 owner partitions each event adds to its own partition's totals for the team
+    (``dora_team/<partition>/<team>``: the deploy's service, the change's id), and what is
+    scraped equals one owner's totals of the same events."""
+    spread, one = Run(False, ownership=OWNERS), Run(False)
+    for message in spread_week():
+        spread.feed(message)
+        one.feed(message)
+        home = OWNERS.partition_of(home_key(to_input(message)) or "")
+        written = [key for key, _ in spread.entries if key.startswith("dora_team/")]
+        assert all(key.startswith(f"dora_team/{home}/") for key in written), (message, written)
+        spread.entries = []
+    partials = [key for key in spread.engine.state.dora if key.endswith("/team-payments")]
+    assert len(partials) == 3
+    assert _dora_samples(scraped(spread)) == _dora_samples(scraped(one))
+    assert value(scraped(spread), "deployments_total", service="svc-0", environment="prod",
+                 team="team-payments") == 1  # fmt: skip
+
+
+def test_totals_from_before_owner_partitions_are_added_to():
+    """A ``dora_team/<team>`` record written before owner partitions, read back, keeps
+    counting: the new deploys add to it on the scrape."""
+    run = Run(True, ownership=OWNERS)
+    earlier = {"team": "team-payments", "deployments": {"prod|payments-api": 5}}
+    run.entries = [("dora_team/team-payments", json.dumps(earlier).encode())]
+    run.restart()
+    run.feed(*first_half())
+    assert value(scraped(run), "deployments_total", service="payments-api", environment="prod",
+                 team="team-payments") == 5 + 2  # fmt: skip

@@ -9,6 +9,7 @@ from datetime import datetime
 from cmdb_worker.rules.lessons import overdue_at
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.records import CIRecord
+from cmdb_worker.worker.engine import dora
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.discovery import ORPHAN, PHANTOM, UNVERIFIED
 from cmdb_worker.worker.engine.state import State
@@ -36,7 +37,7 @@ def refresh_state_gauges(engine: Engine, metrics: Metrics, now: datetime) -> Non
     _refresh_sources(engine.state, metrics)
     _refresh_lessons(engine.state, metrics, now)
     _sync_change_outcomes(engine.state, metrics)
-    metrics.dora.publish(engine.state.dora.values())
+    metrics.dora.publish(dora.by_team(engine.state.dora.values()))
 
 
 def _refresh_cis(state: State, metrics: Metrics, now: datetime) -> None:

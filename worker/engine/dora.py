@@ -16,9 +16,12 @@ neither a redelivery nor a restart counts anything twice.
   service's owner.
 - time to restore: from ``incident.detected``/``reported`` to its ``resolved``, for the owner of
   the incident's CI.
+
+Each event adds to its owner partition's totals for the team (``dora_team/<owner>/<team>``, the
+partition of ``ownership.home_key``), so an owner writes only its own keys; ``by_team`` sums them.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +31,7 @@ from cmdb_worker.schemas.events import ChangeMerged, Deploy, Incident, InputEven
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.worker.engine import governance, incidents
+from cmdb_worker.worker.engine.ownership import home_key
 from cmdb_worker.worker.engine.state import DORA_TEAM, MERGED_CHANGE, State
 
 Handler = Callable[[State, InputEvent, Any, datetime], list[Finding]]
@@ -35,11 +39,22 @@ NO_TEAM = "none"
 DEPLOYS = frozenset({"deployed", "upgraded"})
 
 
-def totals(state: State, team: str | None) -> DoraTeam:
-    """The team's totals to add to (created on first use), marked as changed."""
-    key = team or NO_TEAM
-    state.touch(DORA_TEAM, key)
-    return state.dora.setdefault(key, DoraTeam(team=key))
+def totals(state: State, team: str | None, event: InputEvent) -> DoraTeam:
+    """The team's totals among the events of ``event``'s owner partition, to add to (created on
+    first use), marked as changed."""
+    name = team or NO_TEAM
+    partial = DoraTeam(team=name, owner=state.ownership.partition_of(home_key(event) or name))
+    state.touch(DORA_TEAM, partial.key)
+    return state.dora.setdefault(partial.key, partial)
+
+
+def by_team(partials: Iterable[DoraTeam]) -> list[DoraTeam]:
+    """Each team's totals: the sum of its owner partitions' (and of a record from before them)."""
+    teams: dict[str, DoraTeam] = {}
+    for partial in partials:
+        known = teams.get(partial.team)
+        teams[partial.team] = known.plus(partial) if known else partial
+    return [teams[team] for team in sorted(teams)]
 
 
 def owner_of(state: State, ci_id: str | None) -> str | None:
@@ -55,7 +70,7 @@ def counting_failures(handler: Handler) -> Handler:
         findings = handler(state, event, payload, now)
         change = state.changes.get(payload.change_id or "")
         if change is not None and _failed(change) and not failed_before:
-            totals(state, _change_team(state, change)).change_failures += 1
+            totals(state, _change_team(state, change), event).change_failures += 1
         return findings
 
     return counted
@@ -83,21 +98,21 @@ def on_deploy(state: State, event: InputEvent, payload: Deploy, now: datetime) -
     service = state.cmdb.resolve(payload.service.ci_id)
     team = owner_of(state, service)
     if payload.predicate in DEPLOYS:
-        _count_deploy(state, team, payload)
+        _count_deploy(state, totals(state, team, event), payload)
         if payload.change_id and first_link:
-            _lead_time(state, team, payload.change_id, event.time)
+            _lead_time(state, totals(state, team, event), payload.change_id, event.time)
     elif payload.predicate == "rolledback" and change is None:
-        totals(state, team).change_failures += 1
+        totals(state, team, event).change_failures += 1
     return findings
 
 
-def _count_deploy(state: State, team: str | None, payload: Deploy) -> None:
-    deployments = totals(state, team).deployments
+def _count_deploy(state: State, team: DoraTeam, payload: Deploy) -> None:
+    deployments = team.deployments
     key = f"{payload.service.environment or NO_TEAM}|{payload.service.name}"
     deployments[key] = deployments.get(key, 0) + 1
 
 
-def _lead_time(state: State, team: str | None, change_id: str, deployed_at: datetime) -> None:
+def _lead_time(state: State, team: DoraTeam, change_id: str, deployed_at: datetime) -> None:
     """The change's first deploy: observe the time since it started, if a start is known."""
     merged = state.merged_changes.pop(change_id, None)
     if merged is not None:
@@ -106,7 +121,7 @@ def _lead_time(state: State, team: str | None, change_id: str, deployed_at: date
     started = change.requested_at if change else merged.merged_at if merged else None
     if started is not None:
         seconds = max((deployed_at - started).total_seconds(), 0.0)
-        totals(state, team).lead_time.observe(seconds)
+        team.lead_time.observe(seconds)
 
 
 def on_change_merged(
@@ -131,5 +146,5 @@ def on_incident(state: State, event: InputEvent, payload: Incident, now: datetim
     incident = state.incidents.get(payload.incident_id)
     if was_open and incident is not None and incident.resolved_at is not None:
         seconds = max((incident.resolved_at - incident.detected_at).total_seconds(), 0.0)
-        totals(state, owner_of(state, incident.ci)).time_to_restore.observe(seconds)
+        totals(state, owner_of(state, incident.ci), event).time_to_restore.observe(seconds)
     return findings
