@@ -59,6 +59,7 @@ from cmdb_worker.worker.engine.state import (
     SOURCE_REPORT,
     TEAM_HISTORY,
     TEAM_OUTCOMES,
+    TIMELINE,
     State,
 )
 from cmdb_worker.worker.kafka_clients import ownership
@@ -79,9 +80,14 @@ Key = tuple[str, str]
 """A changelog key as the engine marks it changed: (kind, entity id)."""
 
 
+LESSON_KEYED = frozenset({LESSON, LESSON_OVERDUE, TIMELINE})
+"""Kinds keyed by a lesson's id for a lesson (a timeline's subject may be one: ``lesson_filed``)."""
+
+
 def owning_entity(state: State, kind: str, entity_id: str) -> str:
-    """The entity whose owner would write the key: a lesson's subject, an incident's service."""
-    if kind in (LESSON, LESSON_OVERDUE) and (lesson := state.lessons.get(entity_id)) is not None:
+    """The entity whose owner would write the key: a lesson's subject (its id's class, numbered
+    per owner), an incident's service."""
+    if kind in LESSON_KEYED and (lesson := state.lessons.get(entity_id)) is not None:
         return lesson.subject
     if kind == INCIDENT and (incident := state.incidents.get(entity_id)) is not None:
         return incident.ci or entity_id

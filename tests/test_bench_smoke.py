@@ -189,14 +189,15 @@ def test_partitioning_counts_a_placeholder_on_another_owner() -> None:
 def test_partitioning_at_a_tiny_size() -> None:
     """Every event type and deadline kind of the synthetic stream gets its figures, aggregates
     kept per owner never spread an event wider, an observation's report from its source and a
-    deploy's DORA totals are written by the CI's owner, and the view's cost comes out."""
+    deploy's DORA totals and findings (its lesson's included) are written by the CI's owner, and
+    the view's cost comes out."""
     result = partitioning.survey(synthetic.events(3000, n_services=300), load_policy(), [6])
     tally = result["partitions"]["6"]
     assert set(tally["by_event_type"]) == {"cmdb.ci.observed", "dev.cdevents.service.deployed"}
     observed = tally["by_event_type"]["cmdb.ci.observed"]["foreign_writes_by_kind"]
     assert "source_report" not in observed and "source" not in observed
     deployed = tally["by_event_type"]["dev.cdevents.service.deployed"]["foreign_writes_by_kind"]
-    assert "dora_team" not in deployed
+    assert "dora_team" not in deployed and "timeline" not in deployed  # its lesson's too
     assert {"stale", "phantom"} <= set(tally["by_deadline_kind"])
     for figures in [tally["events"], *tally["by_event_type"].values()]:
         assert figures["owners_per_application_with_partials"] >= 1
