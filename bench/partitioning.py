@@ -14,11 +14,11 @@ For each event type and each deadline kind it reports how many owners' keys one 
 and which key kinds land on another owner. Under the simplest protocol (the home owner applies the
 event and forwards it whole to every other owner whose keys it wrote, each writing only its own),
 ``owners_per_application`` is the work multiplied and ``N`` over it bounds the speed-up of N
-replicas; ``..._with_partials`` counts as if the change outcomes per team were kept per owner, as a
-source's reports and a team's DORA totals already are (``<kind>/<owner>/<name>``, written by the
-owner the engine, told the partition count, gives the event). A deadline has no home: its owner is
-its entity's. The engine passes over the stream once per partition count. Then the changelog the
-first pass made is applied to a fresh global view, as a standby tails it, for its CPU per record
+replicas. The aggregates every partition's events add to (a source's reports, a team's DORA totals
+and change outcomes) are kept per owner (``<kind>/<owner>/<name>``, written by the owner the engine,
+told the partition count, gives the event or change). A deadline has no home: its owner is its
+entity's. The engine passes over the stream once per partition count. Then the changelog the first
+pass made is applied to a fresh global view, as a standby tails it, for its CPU per record
 (``view_us_per_record``, the best of 3 passes; ``_unarmed``: without keeping the CIs' deadlines
 armed), which every replica would pay for every record, whoever wrote it; and to a
 ``bench.lean_view.LeanView`` (``lean_view_us_per_record``), what a replica would need to keep of
@@ -69,9 +69,7 @@ from cmdb_worker.worker.replay import message_from_line
 from cmdb_worker.worker.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-PARTIAL_KINDS = frozenset({TEAM_OUTCOMES, TEAM_HISTORY})
-"""Per-team aggregates, which every partition's events add to."""
-OWNER_KEYED = frozenset({SOURCE_REPORT, DORA_TEAM})
+OWNER_KEYED = frozenset({SOURCE_REPORT, DORA_TEAM, TEAM_OUTCOMES, TEAM_HISTORY})
 """Kinds kept per owner partition, their keys ``<owner>/<name>``."""
 BATCH: int = Settings.model_fields["max_poll_records"].default
 """Events per transaction, as ``run`` polls them by default: a key written several times in
@@ -101,28 +99,20 @@ class Spread:
     applications: int = 0
     owners: int = 0
     """Owners written, the home included, summed over applications."""
-    owners_with_partials: int = 0
-    """The same, were the aggregates (``PARTIAL_KINDS``) kept as one partial per owner."""
     with_foreign: int = 0
     foreign_kinds: Counter[str] = field(default_factory=Counter)
 
     def add(self, home: int | None, written: set[tuple[str, int]]) -> None:
-        partials = {
-            (kind, home if kind in PARTIAL_KINDS and home is not None else owner)
-            for kind, owner in written
-        }  # an aggregate's partial is written where the event is
         foreign = {(kind, owner) for kind, owner in written if owner != home}
         owners = _owner_count(home, written)
         self.applications += 1
         self.owners += owners
-        self.owners_with_partials += _owner_count(home, partials)
         self.with_foreign += owners > 1  # another owner than the home, or (no home) two
         self.foreign_kinds.update(kind for kind, _ in foreign)
 
     def merge(self, other: "Spread") -> None:
         self.applications += other.applications
         self.owners += other.owners
-        self.owners_with_partials += other.owners_with_partials
         self.with_foreign += other.with_foreign
         self.foreign_kinds += other.foreign_kinds
 
@@ -130,9 +120,6 @@ class Spread:
         return {
             "applications": self.applications,
             "owners_per_application": round(self.owners / max(self.applications, 1), 3),
-            "owners_per_application_with_partials": round(
-                self.owners_with_partials / max(self.applications, 1), 3
-            ),
             "share_writing_another_owner": round(self.with_foreign / max(self.applications, 1), 3),
             "foreign_writes_by_kind": dict(self.foreign_kinds.most_common()),
         }
@@ -334,19 +321,16 @@ def _print(name: str, result: dict[str, Any]) -> None:
     for n, tally in result["partitions"].items():
         total = tally["events"]
         owners = total["owners_per_application"]
-        partials = total["owners_per_application_with_partials"]
         print(f"  {n} partitions: {total['applications']:,} events applied;"
               f" {total['share_writing_another_owner']:.0%} write another owner's keys;"
-              f" {owners} owners per event (speed-up bound {int(n) / owners:.2f}x),"
-              f" {partials} with per-owner aggregates ({int(n) / partials:.2f}x)")  # fmt: skip
+              f" {owners} owners per event (speed-up bound {int(n) / owners:.2f}x)")  # fmt: skip
         for section in ("by_event_type", "by_deadline_kind"):
             for kind, figures in tally[section].items():
                 kinds = ", ".join(
                     f"{k} {v:,}" for k, v in figures["foreign_writes_by_kind"].items()
                 )
                 print(f"    {kind}: {figures['applications']:,},"
-                      f" {figures['owners_per_application']} owners each"
-                      f" ({figures['owners_per_application_with_partials']} with partials),"
+                      f" {figures['owners_per_application']} owners each,"
                       f" {figures['share_writing_another_owner']:.0%} foreign"
                       f"{': ' + kinds if kinds else ''}")  # fmt: skip
 

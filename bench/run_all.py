@@ -321,20 +321,19 @@ def report(results: dict[str, Any], command: str, elapsed: float) -> str:
 
 def _partitioning_section(surveys: dict[str, Any]) -> list[str]:
     lines = ["## What partitioned judgement would meet (`bench/partitioning.py`)", "",
-             "Each stream applied once, in order as `replay` does, every changelog key given the "
+             "Each stream applied in order as `replay` does, every changelog key given the "
              "partition Kafka's default partitioner would give its owning entity. *Owners per "
              "event*: the work multiplied if an event were forwarded whole to each owner whose "
-             "keys it writes; *with partials*: were per-source and per-team aggregates kept per "
-             "owner. One run; counts are exact (see bench/ANALYSIS.md).", "",
-             "| stream, partitions | writing another owner's keys | owners per event "
-             "| with partials |", "|---|---|---|---|"]  # fmt: skip
+             "keys it writes (per-source and per-team aggregates are kept per owner). One run "
+             "per partition count; counts are exact (see bench/ANALYSIS.md).", "",
+             "| stream, partitions | writing another owner's keys | owners per event |",
+             "|---|---|---|"]  # fmt: skip
     for name, survey in surveys.items():
         for n, tally in survey["partitions"].items():
             events = tally["events"]
             lines.append(
                 f"| {name}, {n} | {events['share_writing_another_owner']:.0%} "
-                f"| {events['owners_per_application']:.2f} "
-                f"| {events['owners_per_application_with_partials']:.2f} |"
+                f"| {events['owners_per_application']:.2f} |"
             )
     lines += ["", "The changelog each stream made (batches of 500 events, as `run` commits them) "
               "applied to a fresh global view as a standby tails it: CPU per record, the best "

@@ -8,7 +8,7 @@ import bisect
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, Field, model_validator
 
 from cmdb_worker.schemas.events import ChangeRequested, ChangeState, ChangeType
 from cmdb_worker.schemas.findings import Reason
@@ -186,15 +186,28 @@ class IncidentRecord(BaseModel):
 
 
 class TeamHistory(BaseModel):
-    """An owner team's finished changes within the policy's window: change id -> (when, how)."""
+    """An owner team's finished changes within the policy's window, among the changes of one
+    owner partition: change id -> (when, how). The team's history is the union (``plus``)."""
 
     team: str
+    owner: int = 0
+    """The owner partition of the changes (0 in a changelog written before owners)."""
     finished: dict[str, tuple[datetime, Outcome]] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """``<owner>/<team>``: the partition first, so any team name reads back unchanged."""
+        return f"{self.owner}/{self.team}"
 
     def record(self, change_id: str, at: datetime, outcome: Outcome, window: timedelta) -> None:
         self.finished[change_id] = (at, outcome)
         horizon = max(moment for moment, _ in self.finished.values()) - window
         self.finished = {key: entry for key, entry in self.finished.items() if entry[0] >= horizon}
+
+    def plus(self, other: "TeamHistory") -> "TeamHistory":
+        """Both histories (of one team), as one owner's."""
+        finished = self.finished | other.finished
+        return TeamHistory(team=self.team, owner=self.owner, finished=finished)
 
     def failure_rate(self, since: datetime) -> tuple[int, int]:
         """(failed, finished) among the changes finished from ``since`` on."""
@@ -203,14 +216,28 @@ class TeamHistory(BaseModel):
 
 
 class ChangeOutcomes(BaseModel):
-    """How many finished changes succeeded or failed, for one service or one owner team."""
+    """How many of one owner team's finished changes succeeded or failed, among the changes of
+    one owner partition; the team's counts are the sum (``plus``)."""
 
-    key: str
+    team: str = Field(validation_alias=AliasChoices("team", "key"))
+    """The owner team (``key`` in a changelog written before owners)."""
+    owner: int = 0
+    """The owner partition of the changes (0 in a changelog written before owners)."""
     succeeded: int = 0
     failed: int = 0
+
+    @property
+    def key(self) -> str:
+        """``<owner>/<team>``: the partition first, so any team name reads back unchanged."""
+        return f"{self.owner}/{self.team}"
 
     def count(self, outcome: Outcome, delta: int) -> None:
         if outcome == "success":
             self.succeeded += delta
         else:
             self.failed += delta
+
+    def plus(self, other: "ChangeOutcomes") -> "ChangeOutcomes":
+        """Both counts (of one team), as one owner's."""
+        succeeded, failed = self.succeeded + other.succeeded, self.failed + other.failed
+        return ChangeOutcomes(team=self.team, owner=self.owner, succeeded=succeeded, failed=failed)

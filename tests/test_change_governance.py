@@ -10,7 +10,9 @@ from cmdb_worker.rules.policy import Policy, PolicyError
 from cmdb_worker.schemas.decode import InvalidEvent
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog
+from cmdb_worker.worker.engine import teams
 from cmdb_worker.worker.engine.apply import Engine
+from cmdb_worker.worker.kafka_clients import ownership
 from tests.events import T0, at, observed, to_input
 from tests.governance_helpers import (
     SAFE,
@@ -21,6 +23,7 @@ from tests.governance_helpers import (
     payments_estate,
 )
 from tests.governance_policy import FREEZE, governance_policy, policy_with, window
+from tests.restarts import Run
 
 API, PG, WEB = (
     "service/payments-api@prod", "database/payments-pg@prod", "service/checkout-web@prod"
@@ -189,6 +192,22 @@ def test_team_failures_outside_the_window_do_not_count(feed):
 def test_other_teams_history_does_not_count(feed):
     """Only the change owner's team history is judged."""
     assert team_rate_reason(feed, *finished_changes("team-b", 5, 5)) == []
+
+
+@pytest.mark.parametrize("rebuild", [False, True], ids=["live", "rebuilt"])
+def test_a_teams_history_kept_per_owner_partition_is_judged_whole(policy, rebuild):
+    """With 3 owner partitions, a finished change counts in its own partition's partials of
+    the team's outcomes and history; the failure rate is judged on all of them together, live
+    and after a rebuild, as with one owner."""
+    run = Run(rebuild, policy, ownership(3))
+    run.feed(*finished_changes("team-a", 2, 5))
+    assert len({key.partition("/")[0] for key in run.engine.state.team_histories}) > 1
+    run.restart()
+    found = run.feed(change_requested("NEW", API, owner="team-a", time=at(days=1), **SAFE))
+    details = [r.detail for r in assessed(found).reasons if r.code == "team_failure_rate"]
+    assert details == ["team team-a: 2 of 5 changes failed within 90d (40%, above 20%)"]
+    outcomes = teams.of_team(run.engine.state.team_outcomes.values(), "team-a")
+    assert outcomes is not None and (outcomes.failed, outcomes.succeeded) == (2, 3)
 
 
 def test_planned_end_before_start_is_refused_before_any_effect(engine):

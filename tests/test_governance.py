@@ -8,6 +8,8 @@ import pytest
 from cmdb_worker.schemas.changes import ChangeOutcomes, ChangeRecord, CIHistory
 from cmdb_worker.schemas.decode import InvalidEvent
 from cmdb_worker.schemas.lessons import Lesson
+from cmdb_worker.worker import changelog
+from cmdb_worker.worker.engine import teams
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.replay import replay
 from tests.events import T0, at, heartbeats, kinds, observed, to_input
@@ -23,6 +25,10 @@ from tests.governance_helpers import (
 
 API = "service/payments-api@prod"
 PG = "database/payments-pg@prod"
+
+
+def team_outcomes(engine: Engine, team: str) -> ChangeOutcomes | None:
+    return teams.of_team(engine.state.team_outcomes.values(), team)
 
 
 def approved_change(change_id: str = "CHG1", **fields) -> dict:
@@ -101,8 +107,7 @@ def test_rollback_is_reported_and_fails_the_linked_change(feed, engine):
     assert kinds(found).count("deploy_rolled_back") == 1
     assert of_kind(found, "deploy_unauthorized") == []
     assert engine.state.changes["CHG1"].outcome == "failure"
-    assert engine.state.change_outcomes(service=API) == ChangeOutcomes(key=API, failed=1)
-    assert engine.state.change_outcomes(team="team-a").failed == 1
+    assert team_outcomes(engine, "team-a") == ChangeOutcomes(team="team-a", failed=1)
 
 
 def test_outcomes_count_once_and_a_later_failure_moves_the_count(feed, engine):
@@ -110,10 +115,21 @@ def test_outcomes_count_once_and_a_later_failure_moves_the_count(feed, engine):
     feed(*payments_estate(), approved_change())
     feed(change_updated("CHG1", time=at(hours=1), state="completed"))
     feed(change_updated("CHG1", time=at(hours=2), state="completed", title="again"))
-    assert engine.state.change_outcomes(service=API) == ChangeOutcomes(key=API, succeeded=1)
+    assert team_outcomes(engine, "team-a") == ChangeOutcomes(team="team-a", succeeded=1)
     feed(change_updated("CHG1", time=at(hours=3), state="failed"))
-    assert engine.state.change_outcomes(team="team-a") == ChangeOutcomes(key="team-a", failed=1)
-    assert engine.state.change_outcomes(team="nobody") == ChangeOutcomes(key="nobody")
+    assert team_outcomes(engine, "team-a") == ChangeOutcomes(team="team-a", failed=1)
+    assert team_outcomes(engine, "nobody") is None
+
+
+def test_outcomes_from_before_owner_partitions_are_counted_on(engine):
+    """A ``team_outcomes/<team>`` record written before owner partitions (its team under
+    ``key``) reads back, and later outcomes add to it."""
+    earlier = {"key": "team-a", "succeeded": 4, "failed": 1}
+    changelog.rebuild(engine, [("team_outcomes/team-a", json.dumps(earlier).encode())])
+    for message in [*payments_estate(), approved_change()]:
+        engine.apply(to_input(message), T0)
+    engine.apply(to_input(change_updated("CHG1", time=at(hours=1), state="failed")), at(hours=1))
+    assert team_outcomes(engine, "team-a") == ChangeOutcomes(team="team-a", succeeded=4, failed=2)
 
 
 def test_service_removed_retires_the_ci(feed, engine):
@@ -204,9 +220,9 @@ def test_governance_entities_round_trip_and_are_marked_changed(feed, engine):
     engine.state.take_dirty()
     feed(deploy("payments-api", id="d1", predicate="rolledback", change_id="CHG1"))
     touched = {kind for kind, _ in engine.state.take_dirty()}
-    assert {"change", "ci_history", "service_outcomes", "team_outcomes", "lesson"} <= touched
+    assert {"change", "ci_history", "team_outcomes", "team_history", "lesson"} <= touched
     state = engine.state
     for model, entity in [(ChangeRecord, state.changes["CHG1"]), (CIHistory, state.histories[API]),
-                          (ChangeOutcomes, state.service_outcomes[API]),
+                          (ChangeOutcomes, state.team_outcomes["0/team-a"]),
                           (Lesson, state.lessons["LL-0001"])]:  # fmt: skip
         assert model.model_validate(json.loads(entity.model_dump_json())) == entity

@@ -9,7 +9,7 @@ from datetime import datetime
 from cmdb_worker.rules.lessons import overdue_at
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker.engine import dora
+from cmdb_worker.worker.engine import teams
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.discovery import ORPHAN, PHANTOM, UNVERIFIED
 from cmdb_worker.worker.engine.state import State
@@ -37,7 +37,7 @@ def refresh_state_gauges(engine: Engine, metrics: Metrics, now: datetime) -> Non
     _refresh_sources(engine.state, metrics)
     _refresh_lessons(engine.state, metrics, now)
     _sync_change_outcomes(engine.state, metrics)
-    metrics.dora.publish(dora.by_team(engine.state.dora.values()))
+    metrics.dora.publish(teams.by_team(engine.state.dora.values()))
 
 
 def _refresh_cis(state: State, metrics: Metrics, now: datetime) -> None:
@@ -118,7 +118,8 @@ def _sync_change_outcomes(state: State, metrics: Metrics) -> None:
     starting over; a counter never goes down, so a success later turned failure stays counted.
     """
     exported = _exported_outcomes(metrics)
-    for team, outcomes in state.team_outcomes.items():
+    for outcomes in teams.by_team(state.team_outcomes.values()):
+        team = outcomes.team
         for outcome, succeeded in OUTCOMES:
             total = outcomes.succeeded if succeeded else outcomes.failed
             missing = total - exported.get((team, outcome), 0.0)

@@ -18,10 +18,11 @@ neither a redelivery nor a restart counts anything twice.
   the incident's CI.
 
 Each event adds to its owner partition's totals for the team (``dora_team/<owner>/<team>``, the
-partition of ``ownership.home_key``), so an owner writes only its own keys; ``by_team`` sums them.
+partition of ``ownership.home_key``), so an owner writes only its own keys; ``teams.by_team`` sums
+them.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -46,15 +47,6 @@ def totals(state: State, team: str | None, event: InputEvent) -> DoraTeam:
     partial = DoraTeam(team=name, owner=state.ownership.partition_of(home_key(event) or name))
     state.touch(DORA_TEAM, partial.key)
     return state.dora.setdefault(partial.key, partial)
-
-
-def by_team(partials: Iterable[DoraTeam]) -> list[DoraTeam]:
-    """Each team's totals: the sum of its owner partitions' (and of a record from before them)."""
-    teams: dict[str, DoraTeam] = {}
-    for partial in partials:
-        known = teams.get(partial.team)
-        teams[partial.team] = known.plus(partial) if known else partial
-    return [teams[team] for team in sorted(teams)]
 
 
 def owner_of(state: State, ci_id: str | None) -> str | None:

@@ -29,10 +29,9 @@ from cmdb_worker.schemas.events import (
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker.engine import discovery, lessons
+from cmdb_worker.worker.engine import discovery, lessons, teams
 from cmdb_worker.worker.engine.state import (
     CHANGE,
-    SERVICE_OUTCOMES,
     TEAM_HISTORY,
     TEAM_OUTCOMES,
     State,
@@ -160,7 +159,7 @@ def _scope(
     unknown = [ci_id for ci_id in ids if ci_id not in graph]
     return risk.Scope(
         known, unknown, dependents, records, _recent_failures(state, change, known, now),
-        earlier, state.team_histories.get(change.request.owner or ""),
+        earlier, teams.of_team(state.team_histories.values(), change.request.owner or ""),
     )  # fmt: skip
 
 
@@ -211,35 +210,25 @@ def _implemented(
 
 
 def _settle(state: State, change: ChangeRecord, outcome: Outcome, at: datetime) -> None:
-    """Count a finished change once per service and team; a later failure moves it across."""
+    """Count a finished change once for its owner team (a later failure moves it across), in
+    the partials of the change's owner partition (``engine.teams``)."""
     if change.outcome == outcome:
         return
-    for table, kind, key in _outcome_keys(state, change):
-        counts = table.setdefault(key, ChangeOutcomes(key=key))
-        if change.outcome:
-            counts.count(change.outcome, -1)
-        counts.count(outcome, +1)
-        state.touch(kind, key)
+    team, previous = change.request.owner, change.outcome
     change.outcome = outcome
-    _remember_for_team(state, change, outcome, at)
-
-
-def _remember_for_team(state: State, change: ChangeRecord, outcome: Outcome, at: datetime) -> None:
-    """The owner team's recent outcomes, from which its change failure rate is judged."""
-    team = change.request.owner
-    if team:
-        history = state.team_histories.setdefault(team, TeamHistory(team=team))
-        history.record(change.id, at, outcome, state.policy.risk.team_history_window)
-        state.touch(TEAM_HISTORY, team)
-
-
-def _outcome_keys(
-    state: State, change: ChangeRecord
-) -> list[tuple[dict[str, ChangeOutcomes], str, str]]:
-    services = dict.fromkeys([*_ci_ids(state, change), *change.deployed_services])
-    keys = [(state.service_outcomes, SERVICE_OUTCOMES, service) for service in services]
-    team = change.request.owner
-    return keys + ([(state.team_outcomes, TEAM_OUTCOMES, team)] if team else [])
+    if not team:
+        return
+    owner = state.ownership.partition_of(change.id)
+    counts = ChangeOutcomes(team=team, owner=owner)
+    counts = state.team_outcomes.setdefault(counts.key, counts)
+    if previous:
+        counts.count(previous, -1)
+    counts.count(outcome, +1)
+    state.touch(TEAM_OUTCOMES, counts.key)
+    history = TeamHistory(team=team, owner=owner)
+    history = state.team_histories.setdefault(history.key, history)
+    history.record(change.id, at, outcome, state.policy.risk.team_history_window)
+    state.touch(TEAM_HISTORY, history.key)
 
 
 def on_deploy(state: State, event: InputEvent, payload: Deploy, now: datetime) -> list[Finding]:

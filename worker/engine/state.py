@@ -22,7 +22,7 @@ from cmdb_worker.worker.engine.ownership import ONE_OWNER, LessonNumbers, Owners
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
 LESSON_OVERDUE = "lesson_overdue"
 SOURCE, SOURCE_REPORT, SUPPRESSION = "source", "source_report", "suppression"
-SERVICE_OUTCOMES, TEAM_OUTCOMES = "service_outcomes", "team_outcomes"
+TEAM_OUTCOMES = "team_outcomes"
 TEAM_HISTORY = "team_history"
 DORA_TEAM, MERGED_CHANGE = "dora_team", "merged_change"
 TIMELINE, EDGE_HISTORY = "timeline", "edge_history"
@@ -48,12 +48,11 @@ class State:
     """Kind ``lesson_overdue``, keyed by lesson id: the due date whose passing was reported."""
     histories: dict[str, CIHistory] = field(default_factory=dict)
     """Kind ``ci_history``, keyed by CI id: recent changes, deploys and incidents on the CI."""
-    service_outcomes: dict[str, ChangeOutcomes] = field(default_factory=dict)
-    """Kind ``service_outcomes``, keyed by CI id: finished changes that touched it."""
     team_outcomes: dict[str, ChangeOutcomes] = field(default_factory=dict)
-    """Kind ``team_outcomes``, keyed by owner team."""
+    """Kind ``team_outcomes``, keyed ``<owner partition>/<owner team>`` (``engine.teams``)."""
     team_histories: dict[str, TeamHistory] = field(default_factory=dict)
-    """Kind ``team_history``, keyed by owner team: its recently finished changes."""
+    """Kind ``team_history``, keyed ``<owner partition>/<owner team>``: its recently finished
+    changes (``engine.teams``)."""
     open_changes: OpenChanges = field(default_factory=OpenChanges)
     """Open changes by CI; derived from ``changes`` (rebuilt after a restore)."""
     sources: dict[str, SourceHealth] = field(default_factory=dict)
@@ -65,7 +64,8 @@ class State:
     suppressions: dict[str, Suppression] = field(default_factory=dict)
     """Kind ``suppression``, keyed by subject: findings held back until a time."""
     dora: dict[str, DoraTeam] = field(default_factory=dict)
-    """Kind ``dora_team``, keyed by owner team (``none``): the DORA four keys' totals."""
+    """Kind ``dora_team``, keyed ``<owner partition>/<owner team>`` (``none``: no owner known):
+    the DORA four keys' totals (``engine.teams``)."""
     merged_changes: dict[str, MergedChange] = field(default_factory=dict)
     """Kind ``merged_change``, keyed by change id: merged, lead time not yet observed."""
     timelines: dict[str, SubjectHistory] = field(default_factory=dict)
@@ -120,13 +120,6 @@ class State:
         """The CI's history to add to: created empty on first use, marked as changed."""
         self.touch(HISTORY, ci_id)
         return self.histories.setdefault(ci_id, CIHistory(ci_id=ci_id))
-
-    def change_outcomes(
-        self, service: str | None = None, team: str | None = None
-    ) -> ChangeOutcomes:
-        """Finished changes that succeeded / failed, for a service (CI id) or an owner team."""
-        table, key = (self.service_outcomes, service) if service else (self.team_outcomes, team)
-        return table.get(key or "", ChangeOutcomes(key=key or ""))
 
     def take_dirty(self) -> set[tuple[str, str]]:
         changed = {("ci", ci_id) for ci_id in self.cmdb.take_dirty()} | self.dirty
