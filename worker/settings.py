@@ -92,7 +92,8 @@ class Settings(BaseSettings):
     """Number lessons per input partition (their subject's, as the contract key places it):
     set to the input topics' partition count (checked at start), lesson ids no longer depend
     on how partitions interleave and equal those of ``replay --owner-partitions``. 1: one
-    sequence in filing order."""
+    sequence in filing order. Also the number of partials a source's reports and a team's
+    aggregates are kept in (``engine.sources``, ``engine.teams``)."""
     replication_factor: int | None = Field(default=None, ge=1)
     """Replicas of topics the worker creates; unset: min(3, brokers in the cluster). Their
     min.insync.replicas is one less (at least 1). An existing state topic must be compacted."""
