@@ -185,19 +185,25 @@ class IncidentRecord(BaseModel):
     resolved_at: datetime | None = None
 
 
-class TeamHistory(BaseModel):
-    """An owner team's finished changes within the policy's window, among the changes of one
-    owner partition: change id -> (when, how). The team's history is the union (``plus``)."""
+class TeamPartial(BaseModel):
+    """A team's figures among the events or changes of one owner partition: each owner writes
+    only its own, and the team's figures are their sum (``worker.engine.teams``)."""
 
     team: str
     owner: int = 0
-    """The owner partition of the changes (0 in a changelog written before owners)."""
-    finished: dict[str, tuple[datetime, Outcome]] = Field(default_factory=dict)
+    """The owner partition (0 in a changelog written before owners)."""
 
     @property
     def key(self) -> str:
         """``<owner>/<team>``: the partition first, so any team name reads back unchanged."""
         return f"{self.owner}/{self.team}"
+
+
+class TeamHistory(TeamPartial):
+    """An owner team's finished changes within the policy's window, among the changes of one
+    owner partition: change id -> (when, how). The team's history is the union (``plus``)."""
+
+    finished: dict[str, tuple[datetime, Outcome]] = Field(default_factory=dict)
 
     def record(self, change_id: str, at: datetime, outcome: Outcome, window: timedelta) -> None:
         self.finished[change_id] = (at, outcome)
@@ -215,21 +221,14 @@ class TeamHistory(BaseModel):
         return outcomes.count("failure"), len(outcomes)
 
 
-class ChangeOutcomes(BaseModel):
+class ChangeOutcomes(TeamPartial):
     """How many of one owner team's finished changes succeeded or failed, among the changes of
     one owner partition; the team's counts are the sum (``plus``)."""
 
     team: str = Field(validation_alias=AliasChoices("team", "key"))
     """The owner team (``key`` in a changelog written before owners)."""
-    owner: int = 0
-    """The owner partition of the changes (0 in a changelog written before owners)."""
     succeeded: int = 0
     failed: int = 0
-
-    @property
-    def key(self) -> str:
-        """``<owner>/<team>``: the partition first, so any team name reads back unchanged."""
-        return f"{self.owner}/{self.team}"
 
     def count(self, outcome: Outcome, delta: int) -> None:
         if outcome == "success":

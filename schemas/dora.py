@@ -11,6 +11,8 @@ from itertools import zip_longest
 
 from pydantic import BaseModel, Field, FiniteFloat
 
+from cmdb_worker.schemas.changes import TeamPartial
+
 LEAD_TIME_BUCKETS = (
     300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0,
     86400.0, 172800.0, 604800.0, 1209600.0, 2592000.0,
@@ -50,13 +52,10 @@ class HistogramCounts(BaseModel):
         return totals
 
 
-class DoraTeam(BaseModel):
+class DoraTeam(TeamPartial):
     """One team's DORA totals since the changelog began (``none``: no owner known), among the
     events of one owner partition."""
 
-    team: str
-    owner: int = 0
-    """The owner partition whose events these are (0 in a changelog written before owners)."""
     deployments: dict[str, int] = Field(default_factory=dict)
     """Deploys (``deployed``/``upgraded``) by ``<environment>|<service name>``."""
     change_failures: int = 0
@@ -66,11 +65,6 @@ class DoraTeam(BaseModel):
     time_to_restore: HistogramCounts = Field(
         default_factory=lambda: HistogramCounts(bounds=RESTORE_BUCKETS)
     )
-
-    @property
-    def key(self) -> str:
-        """``<owner>/<team>``: the partition first, so any team name reads back unchanged."""
-        return f"{self.owner}/{self.team}"
 
     def plus(self, other: "DoraTeam") -> "DoraTeam":
         """Both totals (of one team), as one owner's."""
