@@ -13,13 +13,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka.partitioner.default import DefaultPartitioner
 
 from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.schemas.lessons import lesson_id, lesson_number
 from cmdb_worker.worker.clock import EventClock
+from cmdb_worker.worker.engine import teams
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.ownership import ONE_OWNER, LessonNumbers, Ownership, home_key
 from cmdb_worker.worker.kafka_clients import ownership
@@ -28,6 +29,8 @@ from tests.events import T0, observed, scan_completed, to_input
 from tests.governance_helpers import change_requested, deploy, incident, lesson_updated
 from tests.partitions import interleaved, placed
 from tests.replica_stream import ci_key, stream
+from tests.test_restart_anywhere import POLICY as STREAM_POLICY
+from tests.test_restart_anywhere import streams as restart_streams
 
 POLICY = load_policy()
 keys = st.text(min_size=1, max_size=40)
@@ -166,3 +169,47 @@ def test_in_one_sequence_the_ids_follow_the_interleaving() -> None:
     as_consumed = _register(interleaved(PLACED, seed=7), ONE_OWNER)
     assert set(as_consumed.values()) == set(in_file_order.values())
     assert as_consumed != in_file_order
+
+
+def _judged(events: list[dict[str, Any]], owners: Ownership) -> tuple[list[Any], Engine]:
+    """Each event's findings by kind and subject (a lesson's id named by its rule and subject,
+    as ids differ by owner count), and the engine, the stream applied as ``replay`` does."""
+    engine, clock, seen = Engine(STREAM_POLICY, owners), EventClock(), []
+    for message in events:
+        outcome = process(engine, json.dumps(message).encode(), [], clock)
+        lessons = engine.state.lessons
+        named = [
+            (finding.kind, (lesson.rule, lesson.subject) if (lesson := lessons.get(finding.subject))
+             else finding.subject)
+            for finding in outcome.findings
+        ]  # fmt: skip
+        seen.append(sorted(map(repr, named)))
+    return seen, engine
+
+
+def _aggregates(engine: Engine) -> dict[str, Any]:
+    """What the partials add up to, whatever the owner count: sources, team figures, lessons."""
+    state = engine.state
+    summed = {
+        kind: [partial.model_dump(exclude={"owner"}) for partial in teams.by_team(store)]
+        for kind, store in [
+            ("dora", state.dora.values()),
+            ("outcomes", state.team_outcomes.values()),
+            ("history", state.team_histories.values()),
+        ]
+    }
+    lessons = {(x.rule, x.subject): x.model_dump(exclude={"id"}) for x in state.lessons.values()}
+    return summed | {"sources": state.sources, "lessons": lessons}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=restart_streams())
+def test_the_owner_partition_count_changes_no_judgement(events: list[dict[str, Any]]) -> None:
+    """Owner partitions change only how state is keyed (the aggregates' partials) and how
+    lessons are numbered: under 1 and 3 the same stream gives the same findings, the same
+    sources, the same team figures once summed, and the same lessons by rule and subject
+    (lesson updates left out: they name a lesson by its id)."""
+    events = [event for event in events if event.get("type") != "cmdb.lesson.updated"]
+    one, three = _judged(events, ONE_OWNER), _judged(events, ownership(3))
+    assert one[0] == three[0]
+    assert _aggregates(one[1]) == _aggregates(three[1])
