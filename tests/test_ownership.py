@@ -19,6 +19,7 @@ from kafka.partitioner.default import DefaultPartitioner
 
 from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.schemas.lessons import lesson_id, lesson_number
+from cmdb_worker.worker import changelog
 from cmdb_worker.worker.clock import EventClock
 from cmdb_worker.worker.engine import teams
 from cmdb_worker.worker.engine.apply import Engine
@@ -171,12 +172,23 @@ def test_in_one_sequence_the_ids_follow_the_interleaving() -> None:
     assert as_consumed != in_file_order
 
 
-def _judged(events: list[dict[str, Any]], owners: Ownership) -> tuple[list[Any], Engine]:
+Switch = tuple[int, Ownership]
+"""Before that event, a restart from the changelog with that owner count (the setting changed)."""
+
+
+def _judged(
+    events: list[dict[str, Any]], owners: Ownership, switch: Switch | None = None
+) -> tuple[list[Any], Engine]:
     """Each event's findings by kind and subject (a lesson's id named by its rule and subject,
     as ids differ by owner count), and the engine, the stream applied as ``replay`` does."""
-    engine, clock, seen = Engine(STREAM_POLICY, owners), EventClock(), []
-    for message in events:
+    engine, clock, seen, entries = Engine(STREAM_POLICY, owners), EventClock(), [], []
+    for step, message in enumerate(events):
+        if switch is not None and step == switch[0]:
+            engine, clock = Engine(STREAM_POLICY, switch[1]), EventClock()
+            changelog.rebuild(engine, entries)
+            clock.now(engine.applied.last_applied_at)
         outcome = process(engine, json.dumps(message).encode(), [], clock)
+        entries += changelog.changed_entries(engine)
         lessons = engine.state.lessons
         named = [
             (finding.kind, (lesson.rule, lesson.subject) if (lesson := lessons.get(finding.subject))
@@ -213,3 +225,22 @@ def test_the_owner_partition_count_changes_no_judgement(events: list[dict[str, A
     one, three = _judged(events, ONE_OWNER), _judged(events, ownership(3))
     assert one[0] == three[0]
     assert _aggregates(one[1]) == _aggregates(three[1])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=restart_streams(), data=st.data())
+def test_changing_the_owner_partition_count_on_a_restart_changes_no_judgement(
+    events: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    """An operator changes CMDB_WORKER_OWNER_PARTITIONS (1, 2 or 3, either way) and the worker
+    restarts from cmdb.state anywhere in the stream: partials kept under the old count are
+    summed with the new ones, new lesson ids never reuse a given one (a lesson would be lost),
+    and the findings, sources, team figures and lessons are those of a run that never changed
+    it."""
+    events = [event for event in events if event.get("type") != "cmdb.lesson.updated"]
+    counts = st.sampled_from([ONE_OWNER, ownership(2), ownership(3)])
+    before, after = data.draw(counts), data.draw(counts)
+    at = data.draw(st.integers(min_value=0, max_value=len(events)))
+    straight, changed = _judged(events, before), _judged(events, before, (at, after))
+    assert changed[0] == straight[0]
+    assert _aggregates(changed[1]) == _aggregates(straight[1])
