@@ -90,15 +90,16 @@ def on_deploy(state: State, event: InputEvent, payload: Deploy, now: datetime) -
     service = state.cmdb.resolve(payload.service.ci_id)
     team = owner_of(state, service)
     if payload.predicate in DEPLOYS:
-        _count_deploy(state, totals(state, team, event), payload)
+        counts = totals(state, team, event)
+        _count_deploy(counts, payload)
         if payload.change_id and first_link:
-            _lead_time(state, totals(state, team, event), payload.change_id, event.time)
+            _lead_time(state, counts, payload.change_id, event.time)
     elif payload.predicate == "rolledback" and change is None:
         totals(state, team, event).change_failures += 1
     return findings
 
 
-def _count_deploy(state: State, team: DoraTeam, payload: Deploy) -> None:
+def _count_deploy(team: DoraTeam, payload: Deploy) -> None:
     deployments = team.deployments
     key = f"{payload.service.environment or NO_TEAM}|{payload.service.name}"
     deployments[key] = deployments.get(key, 0) + 1

@@ -214,20 +214,30 @@ def _settle(state: State, change: ChangeRecord, outcome: Outcome, at: datetime) 
     the partials of the change's owner partition (``engine.teams``)."""
     if change.outcome == outcome:
         return
-    team, previous = change.request.owner, change.outcome
-    change.outcome = outcome
-    if not team:
-        return
-    owner = state.ownership.partition_of(change.id)
-    counts = ChangeOutcomes(team=team, owner=owner)
-    counts = state.team_outcomes.setdefault(counts.key, counts)
+    previous, change.outcome = change.outcome, outcome
+    team = change.request.owner
+    if team:
+        owner = state.ownership.partition_of(change.id)
+        _count_for_team(state, ChangeOutcomes(team=team, owner=owner), previous, outcome)
+        _remember_for_team(state, TeamHistory(team=team, owner=owner), change.id, at, outcome)
+
+
+def _count_for_team(
+    state: State, partial: ChangeOutcomes, previous: Outcome | None, outcome: Outcome
+) -> None:
+    counts = state.team_outcomes.setdefault(partial.key, partial)
     if previous:
         counts.count(previous, -1)
     counts.count(outcome, +1)
     state.touch(TEAM_OUTCOMES, counts.key)
-    history = TeamHistory(team=team, owner=owner)
-    history = state.team_histories.setdefault(history.key, history)
-    history.record(change.id, at, outcome, state.policy.risk.team_history_window)
+
+
+def _remember_for_team(
+    state: State, partial: TeamHistory, change_id: str, at: datetime, outcome: Outcome
+) -> None:
+    """The owner team's recent outcomes, from which its change failure rate is judged."""
+    history = state.team_histories.setdefault(partial.key, partial)
+    history.record(change_id, at, outcome, state.policy.risk.team_history_window)
     state.touch(TEAM_HISTORY, history.key)
 
 

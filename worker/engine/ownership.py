@@ -2,11 +2,10 @@
 
 The input topics are co-partitioned by the contract key (``home_key``: a CI's id, a deploy's
 service, a change's id; ``cmdb-worker produce`` sends with it), as Kafka's default partitioner
-places a key: a 32-bit
-hash of its bytes, made positive, modulo the partition count. ``Ownership`` applies that
-formula to an entity's id, with the hash given from outside (the engine imports no Kafka code;
-``worker.kafka_clients.ownership`` passes kafka-python's murmur2), so an entity's owner partition is
-the partition its events arrive on.
+places a key: a 32-bit hash of its bytes, made positive, modulo the partition count. ``Ownership``
+applies that formula to an entity's id, with the hash given from outside (the engine imports no
+Kafka code; ``worker.kafka_clients.ownership`` passes kafka-python's murmur2), so an entity's owner
+partition is the partition its events arrive on.
 
 Lesson ids are numbered per owner partition: the lessons whose subject belongs to partition
 ``p`` of ``N`` get the numbers ``p + 1``, ``p + 1 + N``, ``p + 1 + 2N``, ... in the order they

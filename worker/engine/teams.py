@@ -8,7 +8,6 @@ included.
 """
 
 from collections.abc import Iterable
-from functools import reduce
 from typing import Protocol, Self, TypeVar
 
 
@@ -32,5 +31,5 @@ def by_team(partials: Iterable[P]) -> list[P]:
 
 def of_team(partials: Iterable[P], team: str) -> P | None:
     """The sum of ``team``'s partials; None if it has none."""
-    mine = [partial for partial in partials if partial.team == team]
-    return reduce(lambda total, partial: total.plus(partial), mine) if mine else None
+    summed = by_team(partial for partial in partials if partial.team == team)
+    return summed[0] if summed else None
