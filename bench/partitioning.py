@@ -171,8 +171,8 @@ class Survey:
     changed key to its owner partition."""
 
     def __init__(self, policy: Policy, partitions: int) -> None:
-        self.engine = _Ticking(policy, self, ownership(partitions))
         self.tally = Tally(partitions)
+        self.engine = _Ticking(policy, self, self.tally.owner)
         self._fired: set[Key] = set()
         """Keys only a tick wrote during the event being applied (not the event's)."""
         self._batch: set[Key] = set()
