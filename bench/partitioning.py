@@ -47,21 +47,11 @@ from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.clock import EventClock
 from cmdb_worker.worker.engine import apply as engine_apply
+from cmdb_worker.worker.engine import owners
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
-from cmdb_worker.worker.engine.lessons import LESSON_DUE
 from cmdb_worker.worker.engine.ownership import Ownership
-from cmdb_worker.worker.engine.state import (
-    DORA_TEAM,
-    INCIDENT,
-    LESSON,
-    LESSON_OVERDUE,
-    SOURCE_REPORT,
-    TEAM_HISTORY,
-    TEAM_OUTCOMES,
-    TIMELINE,
-    State,
-)
+from cmdb_worker.worker.engine.state import State
 from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.processing import process
 from cmdb_worker.worker.produce_command import contract_key
@@ -69,27 +59,11 @@ from cmdb_worker.worker.replay import message_from_line
 from cmdb_worker.worker.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-OWNER_KEYED = frozenset({SOURCE_REPORT, DORA_TEAM, TEAM_OUTCOMES, TEAM_HISTORY})
-"""Kinds kept per owner partition, their keys ``<owner>/<name>``."""
 BATCH: int = Settings.model_fields["max_poll_records"].default
 """Events per transaction, as ``run`` polls them by default: a key written several times in
 one goes to the changelog once."""
 Key = tuple[str, str]
 """A changelog key as the engine marks it changed: (kind, entity id)."""
-
-
-LESSON_KEYED = frozenset({LESSON, LESSON_OVERDUE, TIMELINE})
-"""Kinds keyed by a lesson's id for a lesson (a timeline's subject may be one: ``lesson_filed``)."""
-
-
-def owning_entity(state: State, kind: str, entity_id: str) -> str:
-    """The entity whose owner would write the key: a lesson's subject (its id's class, numbered
-    per owner), an incident's service."""
-    if kind in LESSON_KEYED and (lesson := state.lessons.get(entity_id)) is not None:
-        return lesson.subject
-    if kind == INCIDENT and (incident := state.incidents.get(entity_id)) is not None:
-        return incident.ci or entity_id
-    return entity_id
 
 
 @dataclass
@@ -141,16 +115,6 @@ class Tally:
 
     def __post_init__(self) -> None:
         self.owner = ownership(self.partitions)
-
-    def owners(self, written: set[Key]) -> set[tuple[str, int]]:
-        """(key kind, owner partition) of keys given as (kind, owning entity); a partial kept
-        per owner names its owner."""
-        return {(kind, self._owner_of(kind, entity)) for kind, entity in written}
-
-    def _owner_of(self, kind: str, entity: str) -> int:
-        if kind in OWNER_KEYED:
-            return int(entity.partition("/")[0])
-        return self.owner.partition_of(entity)
 
     def home(self, routed: str | None) -> int | None:
         return self.owner.partition_of(routed) if routed else None
@@ -205,8 +169,8 @@ class Survey:
         self._batch |= written
         routed = message.key or contract_key(event)
         key = routed.decode() if routed else None
-        entities = self._entities(written - self._fired)
-        self.tally.events[event.type].add(self.tally.home(key), self.tally.owners(entities))
+        owned = self._owners(written - self._fired)
+        self.tally.events[event.type].add(self.tally.home(key), owned)
         self._fired = set()
         self._applied += 1
         if self._applied % BATCH == 0:
@@ -218,10 +182,11 @@ class Survey:
         self._batch = set()
         self.changelog += changelog.changed_entries(self.engine)
 
-    def _entities(self, written: set[Key]) -> set[Key]:
-        """(kind, owning entity) of each changed key."""
+    def _owners(self, written: set[Key]) -> set[tuple[str, int]]:
+        """(kind, owner partition) of each changed key."""
         state = self.engine.state
-        return {(kind, owning_entity(state, kind, entity_id)) for kind, entity_id in written}
+        keys = {(kind, owners.key_owner(state, kind, entity_id)) for kind, entity_id in written}
+        return {(kind, owner) for kind, owner in keys if owner is not None}
 
     def _observed(self, kind: DeadlineKind) -> engine_apply.DeadlineHandler:
         handler = self._handlers[kind]
@@ -230,10 +195,8 @@ class Survey:
             before = state.take_dirty()
             findings = handler(state, key, fired, now)
             written = state.take_dirty()
-            entities = self._entities(written)
-            entity = owning_entity(state, LESSON if fired == LESSON_DUE else "", key)
-            tally = self.tally
-            tally.deadlines[fired].add(tally.home(entity), tally.owners(entities))
+            entity = owners.DEADLINE_ENTITIES[fired](state, key)
+            self.tally.deadlines[fired].add(self.tally.home(entity), self._owners(written))
             state.dirty |= before | written  # put back: the tick tells them from the event's
             return findings
 

@@ -263,6 +263,26 @@ def test_losing_the_last_relation_to_a_retirement_makes_an_orphan(feed, engine):
     ]
 
 
+def test_losing_the_last_dependent_makes_an_orphan(feed, engine):
+    """A service connected only by a dependent's relation is an orphan once the dependent's
+    complete report stops listing it, or the dependent retires: live, as a restart (which
+    re-arms every CI's checks) would find it."""
+    web = {"owner": "t", "complete": True}
+    feed(
+        observed(
+            "web", **web, relations=[("uses", "service/api@prod"), ("uses", "service/db@prod")]
+        )
+    )
+    feed(observed("api", owner="t", source="/discovery/b"))
+    feed(observed("db", owner="t", source="/discovery/b"))
+    dropped = feed(
+        observed("web", **web, time=at(hours=2), relations=[("uses", "service/db@prod")])
+    )
+    assert [(f.kind, f.subject) for f in dropped] == [("ci_orphan", "service/api@prod")]
+    gone = feed(retired("service", "web", environment="prod", time=at(hours=3)))
+    assert [(f.kind, f.subject) for f in gone] == [("ci_orphan", "service/db@prod")]
+
+
 def test_finding_ids_are_deterministic(policy):
     """Two engines fed the same facts emit findings with the same ids."""
 

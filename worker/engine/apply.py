@@ -30,12 +30,14 @@ from cmdb_worker.worker.engine import (
     governance,
     history,
     lessons,
+    owners,
     sources,
     suppressions,
 )
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.edge_history import EDGES_EXPIRE
 from cmdb_worker.worker.engine.identities import AppliedEvents
+from cmdb_worker.worker.engine.operations import Operation, OperationKind
 from cmdb_worker.worker.engine.ownership import ONE_OWNER, Ownership
 from cmdb_worker.worker.engine.state import State
 
@@ -74,6 +76,12 @@ DEADLINE_HANDLERS: dict[DeadlineKind, DeadlineHandler] = {
 }
 
 
+OperationHandler = Callable[[State, Any, datetime], list[Finding]]
+OPERATION_HANDLERS: dict[OperationKind, OperationHandler] = {
+    "referenced": discovery.on_referenced,
+}
+
+
 class Engine:
     """The event-applying core shared by ``replay`` and ``run``; time always comes from outside."""
 
@@ -82,6 +90,7 @@ class Engine:
         self.state = State(policy, ownership)
         self.applied = AppliedEvents(policy.idempotence.remember_events_for)
         self.suppressed: Counter[str] = Counter()
+        self.outgoing: list[Operation] = []
 
     def apply(self, event: InputEvent, now: datetime) -> list[Finding] | None:
         """Apply ``event`` as of ``now``; None if an event with its identity was already applied."""
@@ -89,6 +98,7 @@ class Engine:
         if key in self.applied:
             return None
         handled = HANDLERS[type(event.payload)](self.state, event, event.payload, now)
+        handled += self._operate(now)
         findings = [finding.traced(event.extensions) for finding in handled]
         self.applied.remember(key, now)
         return self._unsuppressed(findings, now) + self.tick(now)
@@ -100,8 +110,31 @@ class Engine:
         findings: list[Finding] = []
         while (due := self.state.deadlines.pop_next(now)) is not None:
             key, kind = due
-            findings += DEADLINE_HANDLERS[kind](self.state, key, kind, now)
+            if owners.fires(self.state, key, kind):
+                findings += DEADLINE_HANDLERS[kind](self.state, key, kind, now)
+                findings += self._operate(now)
         return self._unsuppressed(findings, now)
+
+    def receive(self, operation: Operation, now: datetime) -> list[Finding]:
+        """Apply an operation another owner sent about an entity this engine owns."""
+        self.state.emit(operation)
+        return self._unsuppressed(self._operate(now), now)
+
+    def take_outgoing(self) -> list[Operation]:
+        """The operations on other owners' entities emitted since the last call."""
+        taken, self.outgoing = self.outgoing, []
+        return taken
+
+    def _operate(self, now: datetime) -> list[Finding]:
+        """Apply the emitted operations whose entity this engine owns; hand over the rest."""
+        findings: list[Finding] = []
+        outbox, self.state.outbox = self.state.outbox, []
+        for operation in outbox:
+            if self.state.ownership.owns(operation.entity):
+                findings += OPERATION_HANDLERS[operation.kind](self.state, operation, now)
+            else:
+                self.outgoing.append(operation)
+        return findings
 
     def _unsuppressed(self, findings: list[Finding], now: datetime) -> list[Finding]:
         """The findings no suppression holds back; each, held or not, joins its subject's

@@ -37,10 +37,24 @@ class Observation:
 
 
 @dataclass
+class Related:
+    """What adding one observation's relations found."""
+
+    targets: list[tuple[CIId, CIRef]] = field(default_factory=list)
+    """Each live CI a relation named (resolved, as named): ``reference`` them, as their owner."""
+    dangling: list[tuple[CIId, str]] = field(default_factory=list)
+    """Retired CIs a relation named, with the relation's type."""
+    unlinked: list[CIId] = field(default_factory=list)
+    """CIs an edge to was dropped (the source's complete report no longer lists it)."""
+
+
+@dataclass
 class Retirement:
     ci_id: CIId
     pointing: dict[CIId, list[str]] = field(default_factory=dict)
     """CIs that pointed at the retired CI, with the relation types they used."""
+    depended_on: list[CIId] = field(default_factory=list)
+    """CIs the retired CI pointed at."""
 
 
 class Cmdb:
@@ -308,38 +322,45 @@ class Cmdb:
 
     def relate(
         self, ci_id: CIId, source: str, at: datetime, relations: list[Relation], complete: bool
-    ) -> list[tuple[CIId, str]]:
-        """Add ``source``'s relations from ``ci_id``; returns those whose target is retired (a
-        relation never brings a retired CI back; only its own observation does)."""
-        dangling: list[tuple[CIId, str]] = []
+    ) -> Related:
+        """Add ``source``'s relations from ``ci_id`` (its own edges only: a target's record is
+        its owner's to write, through ``reference``). A relation never brings a retired CI
+        back; only its own observation does."""
+        related = Related()
         wanted: set[tuple[CIId, str]] = set()
         source = sys.intern(source)
         for relation in relations:
             target = _interned_id(self.resolve(relation.target.ci_id))
             if target in self.retired:
-                dangling.append((target, relation.type))
+                related.dangling.append((target, relation.type))
                 continue
             if target == ci_id:
                 continue
-            placeholder = self._record_for(target, relation.target)
-            if placeholder.first_seen is None:
-                self._referenced(placeholder, at)
+            related.targets.append((target, relation.target))
             self._edge(ci_id, target, at).setdefault(sys.intern(relation.type), {})[source] = at
             wanted.add((target, relation.type))
         if complete:
-            self._drop_unlisted(ci_id, source, wanted, at)
+            related.unlinked = self._drop_unlisted(ci_id, source, wanted, at)
         self.dirty.add(ci_id)
-        return dangling
+        return related
 
-    def _referenced(self, placeholder: CIRecord, at: datetime) -> None:
-        """A relation named ``placeholder`` at ``at``: it is referenced since the earliest."""
-        if placeholder.referenced_at is None or at < placeholder.referenced_at:
-            placeholder.referenced_at = at
-            self.dirty.add(placeholder.id)
+    def reference(self, ci_id: CIId, ref: CIRef, at: datetime) -> CIRecord:
+        """A relation named ``ci_id`` (as ``ref``) at ``at``: a CI never observed gets a
+        placeholder record, referenced since the earliest naming."""
+        record = self._record_for(ci_id, ref)
+        if record.first_seen is None and (
+            record.referenced_at is None or at < record.referenced_at
+        ):
+            record.referenced_at = at
+            self.dirty.add(ci_id)
+        return record
 
     def _drop_unlisted(
         self, ci_id: CIId, source: str, wanted: set[tuple[CIId, str]], at: datetime
-    ) -> None:
+    ) -> list[CIId]:
+        """Withdraw ``source``'s relations from ``ci_id`` that it no longer lists; returns the
+        targets whose edge went with them."""
+        unlinked = []
         for _, target, data in list(self.graph.out_edges(ci_id, data=True)):
             for relation_type in list(data):
                 if (target, relation_type) not in wanted:
@@ -348,6 +369,8 @@ class Cmdb:
                         del data[relation_type]
             if not data:
                 self._remove_edge(ci_id, target, at)
+                unlinked.append(target)
+        return unlinked
 
     def retire(self, ref: CIRef, at: datetime) -> Retirement | None:
         """Take a CI out of the graph with its edges; None if it was seen after ``at``."""
@@ -364,10 +387,11 @@ class Cmdb:
         pointing = {
             origin: sorted(data) for origin, _, data in self.graph.in_edges(ci_id, data=True)
         }
+        depended_on = list(self.graph.successors(ci_id))
         self._remove_all_edges(ci_id, at)
         self._forget(record)
         self.dirty |= pointing.keys()
-        return Retirement(ci_id, pointing)
+        return Retirement(ci_id, pointing, depended_on)
 
     def _remove_all_edges(self, ci_id: CIId, at: datetime) -> None:
         edges = [*self.graph.in_edges(ci_id), *self.graph.out_edges(ci_id)]

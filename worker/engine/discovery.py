@@ -3,12 +3,12 @@
 from datetime import datetime
 
 from cmdb_worker.rules import hygiene, precedence, staleness
-from cmdb_worker.schemas.ci import Relation
 from cmdb_worker.schemas.events import CIObserved, CIRetired, InputEvent, ScanCompleted
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
+from cmdb_worker.worker.engine.operations import Referenced
 from cmdb_worker.worker.engine.state import State
 
 DISCOVERY_REPORT = "cmdb.ci.observed"
@@ -33,9 +33,12 @@ def on_observed(
         for merged in observation.merged
     ]
     complete = payload.relations_complete and observation.newest_for_source
-    dangling = state.cmdb.relate(record.id, event.source, event.time, payload.relations, complete)
-    findings += _dangling(state, record.id, dangling, now, event.time)
-    _watch_phantoms(state, payload.relations)
+    related = state.cmdb.relate(record.id, event.source, event.time, payload.relations, complete)
+    findings += _dangling(state, record.id, related.dangling, now, event.time)
+    for target in related.unlinked:
+        _recheck_orphan(state, target)
+    for target, ref in related.targets:
+        state.emit(Referenced(ci_id=target, ref=ref, at=event.time))
     findings += _conflicts(state, record, now)
     return findings + refreshed(state, record, event.source, now)
 
@@ -129,11 +132,12 @@ def _dangling(
     ]
 
 
-def _watch_phantoms(state: State, relations: list[Relation]) -> None:
-    for relation in relations:
-        target = state.cmdb.get(relation.target.ci_id)
-        if target is not None:
-            _phantom_check(state, target)
+def on_referenced(state: State, referenced: Referenced, now: datetime) -> list[Finding]:
+    """A relation named a CI this engine owns: a CI never observed is a placeholder, and a
+    phantom once its grace from the first naming ends."""
+    record = state.cmdb.reference(referenced.ci_id, referenced.ref, referenced.at)
+    _phantom_check(state, record)
+    return []
 
 
 def _phantom_check(state: State, record: CIRecord) -> None:
@@ -154,8 +158,8 @@ def on_retired(state: State, event: InputEvent, payload: CIRetired, now: datetim
     if retirement is None:
         return []
     retired_at = state.cmdb.retired[retirement.ci_id]
-    for origin in retirement.pointing:
-        _recheck_orphan(state, origin)
+    for unlinked in [*retirement.pointing, *retirement.depended_on]:
+        _recheck_orphan(state, unlinked)
     return [
         hygiene.relation_dangling(origin, retirement.ci_id, kinds, now, retired_at)
         for origin, kinds in retirement.pointing.items()
@@ -163,10 +167,10 @@ def on_retired(state: State, event: InputEvent, payload: CIRetired, now: datetim
 
 
 def _recheck_orphan(state: State, ci_id: CIId) -> None:
-    """A CI that lost its last relation to a retirement may now be an orphan, as a restart
-    (which re-arms every CI's checks) would find it."""
+    """A CI that lost an edge (a retirement, a complete report no longer listing it) may now be
+    an orphan, as a restart (which re-arms every CI's checks: ``rearm``) would find it."""
     record = state.cmdb.get_unmerged(ci_id)
-    if record is not None:
+    if record is not None and not state.cmdb.has_relations(ci_id):
         _orphan_check(state, record)
 
 

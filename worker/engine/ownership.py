@@ -13,10 +13,14 @@ are filed. Kafka keeps each partition's order, so the ids do not depend on how t
 were interleaved (by one replica, a failover or a ``replay`` told the same ``N``), and owners of
 different partitions never give the same id. With one partition (the default) the ids are
 ``LL-0001``, ``LL-0002``, ... in filing order.
+
+An engine owns every partition unless told which (``owning``): partitioned, it writes only its
+own partitions' entities, fires only their deadlines and sends what an event does to another
+owner's entity as an operation (``engine.operations``).
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cmdb_worker.schemas.events import (
     ChangeRequested,
@@ -43,10 +47,20 @@ def _one_partition(_key: bytes) -> int:
 class Ownership:
     partitions: int = 1
     hash: Hash = _one_partition
+    owned: frozenset[int] | None = None
+    """The partitions this engine owns; None: every one."""
 
     def partition_of(self, entity: str) -> int:
         """The partition Kafka's default partitioner gives a record keyed by ``entity``."""
         return (self.hash(entity.encode()) & 0x7FFFFFFF) % self.partitions
+
+    def owns(self, entity: str) -> bool:
+        """Whether this engine is the writer of ``entity`` (its partition is owned)."""
+        return self.owned is None or self.partition_of(entity) in self.owned
+
+    def owning(self, partitions: Iterable[int]) -> "Ownership":
+        """The same partitioning, this engine owning only ``partitions``."""
+        return replace(self, owned=frozenset(partitions))
 
 
 ONE_OWNER = Ownership()

@@ -17,6 +17,7 @@ from cmdb_worker.schemas.records import CIRecord, SourceHealth, SourceReport, Su
 from cmdb_worker.worker.engine.cmdb import Cmdb
 from cmdb_worker.worker.engine.deadlines import DeadlineIndex
 from cmdb_worker.worker.engine.open_changes import OpenChanges
+from cmdb_worker.worker.engine.operations import Operation
 from cmdb_worker.worker.engine.ownership import ONE_OWNER, LessonNumbers, Ownership
 
 CHANGE, INCIDENT, LESSON, HISTORY = "change", "incident", "lesson", "ci_history"
@@ -37,6 +38,8 @@ class State:
 
     dirty: set[tuple[str, str]] = field(default_factory=set)
     """(entity kind, id) of non-CI entities changed since the last ``take_dirty``."""
+    outbox: list[Operation] = field(default_factory=list)
+    """Operations emitted and not yet applied or handed over (``engine.operations``)."""
 
     changes: dict[str, ChangeRecord] = field(default_factory=dict)
     """Kind ``change``, keyed by change id."""
@@ -85,6 +88,10 @@ class State:
     def edge_changes(self) -> dict[str, ChangedEdges]:
         """Kind ``edge_history``, keyed by origin CI id: its edges that came or went."""
         return self.cmdb.edge_history.origins
+
+    def emit(self, operation: Operation) -> None:
+        """Apply ``operation`` to its entity, as the entity's owner (see ``engine.operations``)."""
+        self.outbox.append(operation)
 
     def touch(self, kind: str, entity_id: str) -> None:
         """Mark an entity (a change, lesson, incident...) as changed, for the changelog."""

@@ -1,0 +1,129 @@
+"""Partitioned judgement's engine half (``engine.operations``, ``engine.owners``): owners of a
+stream's partitions, each writing only its own keys and firing only its own deadlines, judge
+as one engine does when what crosses partitions travels as operations (``tests.partitioned``:
+a global view without lag).
+
+So far a relation's reference to its target is an operation; the streams here are discovery
+reports with relations (among themselves and to CIs never observed). What is not an operation
+yet is left out of them: strong-identifier merges, retirements, scans and source silence
+(docs/architecture.md, step 3).
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cmdb_worker.schemas.ci import CIRef
+from cmdb_worker.worker.engine import apply, owners
+from cmdb_worker.worker.engine.apply import Engine
+from cmdb_worker.worker.engine.discovery import PHANTOM
+from cmdb_worker.worker.engine.operations import OperationKind, Referenced
+from cmdb_worker.worker.kafka_clients import ownership
+from tests.events import T0, at, observed, to_input
+from tests.governance_policy import policy_with
+from tests.partitioned import Partitioned
+from tests.test_restart_anywhere import hours
+
+POLICY = policy_with(sources={"silence_after": "3650d"})
+"""Sources never fall silent here: a silent source's flags on every owner's CIs are not yet
+operations."""
+PARTITIONS = ownership(4)
+HOSTS = [f"h{n}" for n in range(4)]
+SERVICES = [f"s{n}" for n in range(4)]
+NEVER_OBSERVED = ["host/ghost", "database/pg@prod"]
+
+
+def _two_owners() -> Partitioned:
+    """Partitions 0-1 and 2-3 owned by two engines."""
+    return Partitioned(POLICY, PARTITIONS, [[0, 1], [2, 3]])
+
+
+def test_a_relation_to_another_owners_ci_is_an_operation_its_owner_applies() -> None:
+    """The observing owner writes its CI and edge, not the target's placeholder; the target's
+    owner writes it (referenced since the relation's time) and alone fires its phantom."""
+    owners_ = _two_owners()
+    service, target = next(
+        (f"service/{s}@prod", "host/ghost")
+        for s in SERVICES * 4
+        if (owners_.owner_of(f"service/{s}@prod") is not owners_.owner_of("host/ghost"))
+    )
+    home, owner = owners_.owner_of(service), owners_.owner_of(target)
+    name = service.split("/")[1].split("@")[0]
+    seen = {"owner": "team-a", "relations": [("runs_on", target)]}
+    assert owners_.feed(observed(name, time=T0, **seen)) == []
+    assert owners_.operations == 1
+    placeholder = owner.state.cmdb.get(target)
+    assert placeholder is not None and placeholder.referenced_at == T0
+    assert home.state.cmdb.get(target) == placeholder  # read from the owner's record
+    later = owners_.feed(observed(name, time=at(days=30), **seen))
+    assert [finding.kind for finding in later] == ["ci_phantom"]
+    assert PHANTOM in placeholder.flags
+    assert home.state.cmdb.get(target) == placeholder
+
+
+def test_an_engine_owning_every_partition_applies_its_operations_itself() -> None:
+    engine = Engine(POLICY, PARTITIONS)
+    event = to_input(observed("s0", time=T0, relations=[("runs_on", "host/ghost")]))
+    engine.apply(event, T0)
+    assert engine.take_outgoing() == []
+    record = engine.state.cmdb.get("host/ghost")
+    assert record is not None and record.referenced_at == T0
+
+
+def test_every_deadline_kind_has_an_owner_and_every_operation_a_handler() -> None:
+    assert set(owners.DEADLINE_ENTITIES) == set(apply.DEADLINE_HANDLERS)
+    assert set(apply.OPERATION_HANDLERS) == set(OperationKind.__args__)
+
+
+@given(at_=st.datetimes(), name=st.sampled_from(HOSTS))
+def test_an_operation_reads_back_from_its_own_fields(at_: Any, name: str) -> None:
+    operation = Referenced(ci_id=f"host/{name}", ref=CIRef(type="host", name=name), at=at_)
+    assert Referenced.model_validate_json(operation.model_dump_json()) == operation
+
+
+@st.composite
+def sighting(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
+    """A host, or a service with relations to hosts, services and CIs never observed."""
+    source = draw(st.sampled_from(["/discovery/vmware", "/discovery/k8s"]))
+    if draw(st.booleans()):
+        return observed(draw(st.sampled_from(HOSTS)), ci_type="host", environment=None,
+                        time=when, id=f"e{step}", source=source,
+                        owner=draw(st.sampled_from([None, "team-infra"])))  # fmt: skip
+    targets = [f"host/{h}" for h in HOSTS] + [f"service/{s}@prod" for s in SERVICES]
+    named = draw(st.lists(st.sampled_from(targets + NEVER_OBSERVED), max_size=3, unique=True))
+    return observed(draw(st.sampled_from(SERVICES)), time=when, id=f"e{step}", source=source,
+                    owner="team-a", relations=[("depends_on", t) for t in named],
+                    complete=draw(st.booleans()))  # fmt: skip
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[dict[str, Any]]:
+    when, events = T0, []
+    for step in range(draw(st.integers(min_value=1, max_value=30))):
+        when += timedelta(hours=draw(hours))
+        events.append(draw(sighting(step, when)))
+    return events
+
+
+GROUPINGS = st.sampled_from([[[0, 1], [2, 3]], [[0], [1], [2, 3]], [[0, 2], [1, 3]]])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=streams(), groups=GROUPINGS)
+def test_owners_exchanging_operations_judge_as_one_engine(
+    events: list[dict[str, Any]], groups: list[list[int]]
+) -> None:
+    """Each event causes the same findings (ids and kinds) on its owners as on one engine, every
+    owner writes only its own keys, and each owner's view ends holding the same graph."""
+    one = Partitioned(POLICY, PARTITIONS, [[0, 1, 2, 3]])
+    together = Partitioned(POLICY, PARTITIONS, groups)
+    for message in events:
+        alone = sorted((f.id, f.kind) for f in one.feed(message))
+        assert sorted((f.id, f.kind) for f in together.feed(message)) == alone
+    whole = one.engines[0].state.cmdb
+    for engine in together.engines:
+        cmdb = engine.state.cmdb
+        assert sorted(cmdb.graph.edges) == sorted(whole.graph.edges)
+        assert {r.id: r for r in cmdb.records()} == {r.id: r for r in whole.records()}
