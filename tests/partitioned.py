@@ -8,6 +8,7 @@ armed, as a standby tails ``cmdb.state``), and every engine ticks. Each record m
 its writer owns (``owners.key_owner``): that is what partitioned ownership promises.
 """
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +34,8 @@ class Partitioned:
         self.clock = EventClock()
         self.writes = 0
         """Changelog records written, over all engines."""
-        self.operations = 0
-        """Operations handed from one engine to another."""
+        self.operations: Counter[str] = Counter()
+        """Operations handed from one engine to another, by kind."""
 
     def owner_of(self, entity: str) -> Engine:
         partition = self.ownership.partition_of(entity)
@@ -61,7 +62,7 @@ class Partitioned:
         findings: list[Finding] = []
         for engine in self.engines:
             for operation in engine.take_outgoing():
-                self.operations += 1
+                self.operations[operation.kind] += 1
                 findings += self.owner_of(operation.entity).receive(operation, now)
         return findings
 

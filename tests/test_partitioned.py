@@ -3,25 +3,34 @@ stream's partitions, each writing only its own keys and firing only its own dead
 as one engine does when what crosses partitions travels as operations (``tests.partitioned``:
 a global view without lag).
 
-So far a relation's reference to its target is an operation; the streams here are discovery
-reports with relations (among themselves and to CIs never observed). What is not an operation
-yet is left out of them: strong-identifier merges, retirements, scans and source silence
-(docs/architecture.md, step 3).
+So far these are operations: a relation's reference to its target, a retirement's edges from
+other owners' CIs, and a finding about another owner's subject. The streams here are discovery
+reports with relations (among themselves and to CIs never observed), retirements and completed
+scans. What is not an operation yet is left out of them: strong-identifier merges and source
+silence (docs/architecture.md, step 3).
 """
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cmdb_worker.rules.hygiene import relation_dangling
 from cmdb_worker.schemas.ci import CIRef
 from cmdb_worker.worker.engine import apply, owners
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.discovery import PHANTOM
-from cmdb_worker.worker.engine.operations import OperationKind, Referenced
+from cmdb_worker.worker.engine.operations import (
+    OPERATION,
+    Found,
+    Operation,
+    OperationKind,
+    Referenced,
+    TargetRetired,
+)
 from cmdb_worker.worker.kafka_clients import ownership
-from tests.events import T0, at, observed, to_input
+from tests.events import T0, at, observed, retired, scan_completed, to_input
 from tests.governance_policy import policy_with
 from tests.partitioned import Partitioned
 from tests.test_restart_anywhere import hours
@@ -33,6 +42,7 @@ PARTITIONS = ownership(4)
 HOSTS = [f"h{n}" for n in range(4)]
 SERVICES = [f"s{n}" for n in range(4)]
 NEVER_OBSERVED = ["host/ghost", "database/pg@prod"]
+SOURCES = ["/discovery/vmware", "/discovery/k8s"]
 
 
 def _two_owners() -> Partitioned:
@@ -53,7 +63,7 @@ def test_a_relation_to_another_owners_ci_is_an_operation_its_owner_applies() -> 
     name = service.split("/")[1].split("@")[0]
     seen = {"owner": "team-a", "relations": [("runs_on", target)]}
     assert owners_.feed(observed(name, time=T0, **seen)) == []
-    assert owners_.operations == 1
+    assert owners_.operations == {"referenced": 1}
     placeholder = owner.state.cmdb.get(target)
     assert placeholder is not None and placeholder.referenced_at == T0
     assert home.state.cmdb.get(target) == placeholder  # read from the owner's record
@@ -77,16 +87,28 @@ def test_every_deadline_kind_has_an_owner_and_every_operation_a_handler() -> Non
     assert set(apply.OPERATION_HANDLERS) == set(OperationKind.__args__)
 
 
-@given(at_=st.datetimes(), name=st.sampled_from(HOSTS))
-def test_an_operation_reads_back_from_its_own_fields(at_: Any, name: str) -> None:
-    operation = Referenced(ci_id=f"host/{name}", ref=CIRef(type="host", name=name), at=at_)
-    assert Referenced.model_validate_json(operation.model_dump_json()) == operation
+moments = st.datetimes(timezones=st.just(UTC))
+ci_ids = st.sampled_from([f"host/{h}" for h in HOSTS] + [f"service/{s}@prod" for s in SERVICES])
+operations = st.one_of(
+    st.builds(lambda name, at_: Referenced(ci_id=f"host/{name}", ref=CIRef(type="host", name=name),
+                                          at=at_), st.sampled_from(HOSTS), moments),
+    st.builds(lambda origin, ci_id, at_: TargetRetired(origin=origin, ci_id=ci_id, at=at_,
+                                                       retired_at=at_), ci_ids, ci_ids, moments),
+    st.builds(lambda origin, target, at_: Found(entity=origin, finding=relation_dangling(
+        origin, target, ["runs_on"], at_, at_)), ci_ids, ci_ids, moments),
+)  # fmt: skip
+
+
+@given(operation=operations)
+def test_an_operation_reads_back_from_its_own_fields(operation: Operation) -> None:
+    """What an owner hands over (to go on a topic) reads back as it was, whatever its kind."""
+    assert OPERATION.validate_json(operation.model_dump_json()) == operation
 
 
 @st.composite
 def sighting(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
     """A host, or a service with relations to hosts, services and CIs never observed."""
-    source = draw(st.sampled_from(["/discovery/vmware", "/discovery/k8s"]))
+    source = draw(st.sampled_from(SOURCES))
     if draw(st.booleans()):
         return observed(draw(st.sampled_from(HOSTS)), ci_type="host", environment=None,
                         time=when, id=f"e{step}", source=source,
@@ -99,11 +121,27 @@ def sighting(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
 
 
 @st.composite
+def discovery_event(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
+    """Mostly sightings; now and then a retirement or a completed scan."""
+    kind = draw(st.sampled_from(["sighting"] * 6 + ["retirement", "scan"]))
+    if kind == "sighting":
+        return draw(sighting(step, when))
+    source = draw(st.sampled_from(SOURCES))
+    if kind == "scan":
+        types = draw(st.sampled_from([["host"], ["service"], None]))
+        return scan_completed(started=when - timedelta(hours=12), time=when, id=f"e{step}",
+                              source=source, types=types)  # fmt: skip
+    name = draw(st.sampled_from(HOSTS + SERVICES))
+    ci_type, environment = ("host", None) if name in HOSTS else ("service", "prod")
+    return retired(ci_type, name, environment=environment, time=when, id=f"e{step}")
+
+
+@st.composite
 def streams(draw: st.DrawFn) -> list[dict[str, Any]]:
     when, events = T0, []
     for step in range(draw(st.integers(min_value=1, max_value=30))):
         when += timedelta(hours=draw(hours))
-        events.append(draw(sighting(step, when)))
+        events.append(draw(discovery_event(step, when)))
     return events
 
 

@@ -127,7 +127,7 @@ def _store(state: State, kind: str) -> dict[str, Any]:
 
 def ci_value(cmdb: Cmdb, ci_id: CIId) -> dict[str, Any] | None:
     node = cmdb.graph.nodes.get(ci_id)
-    if node is None:
+    if node is None or "ci" not in node:  # no node, or only other CIs' edges name it
         return _retirement_value(cmdb, ci_id)
     edges = {target: _edge_json(data) for _, target, data in cmdb.graph.out_edges(ci_id, data=True)}
     return {"record": record_json(node["ci"]), "edges": edges}

@@ -37,9 +37,9 @@ from cmdb_worker.worker.engine import (
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.edge_history import EDGES_EXPIRE
 from cmdb_worker.worker.engine.identities import AppliedEvents
-from cmdb_worker.worker.engine.operations import Operation, OperationKind
+from cmdb_worker.worker.engine.operations import Found, Operation, OperationKind
 from cmdb_worker.worker.engine.ownership import ONE_OWNER, Ownership
-from cmdb_worker.worker.engine.state import State
+from cmdb_worker.worker.engine.state import TIMELINE, State
 
 Handler = Callable[[State, InputEvent, Any, datetime], list[Finding]]
 DeadlineHandler = Callable[[State, str, DeadlineKind, datetime], list[Finding]]
@@ -79,6 +79,8 @@ DEADLINE_HANDLERS: dict[DeadlineKind, DeadlineHandler] = {
 OperationHandler = Callable[[State, Any, datetime], list[Finding]]
 OPERATION_HANDLERS: dict[OperationKind, OperationHandler] = {
     "referenced": discovery.on_referenced,
+    "target_retired": discovery.on_target_retired,
+    "found": lambda _, found, now: [found.finding],
 }
 
 
@@ -138,9 +140,13 @@ class Engine:
 
     def _unsuppressed(self, findings: list[Finding], now: datetime) -> list[Finding]:
         """The findings no suppression holds back; each, held or not, joins its subject's
-        history."""
+        history. A finding about another owner's subject goes to that owner, which does this."""
         kept = []
         for finding in findings:
+            subject = owners.owning_entity(self.state, TIMELINE, finding.subject)
+            if not self.state.ownership.owns(subject):
+                self.outgoing.append(Found(entity=subject, finding=finding))
+                continue
             held = suppressions.hold(self.state, finding, now)
             history.record(self.state, finding, held, now)
             if held:

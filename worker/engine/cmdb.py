@@ -51,8 +51,8 @@ class Related:
 @dataclass
 class Retirement:
     ci_id: CIId
-    pointing: dict[CIId, list[str]] = field(default_factory=dict)
-    """CIs that pointed at the retired CI, with the relation types they used."""
+    pointing: list[CIId] = field(default_factory=list)
+    """CIs that pointed at the retired CI: their owners drop those edges (``unlink_retired``)."""
     depended_on: list[CIId] = field(default_factory=list)
     """CIs the retired CI pointed at."""
 
@@ -384,23 +384,26 @@ class Cmdb:
             return Retirement(ci_id)
         if record.aliases:
             self.retired_aliases[ci_id] = record.aliases
-        pointing = {
-            origin: sorted(data) for origin, _, data in self.graph.in_edges(ci_id, data=True)
-        }
+        pointing = list(self.graph.predecessors(ci_id))
         depended_on = list(self.graph.successors(ci_id))
-        self._remove_all_edges(ci_id, at)
-        self._forget(record)
-        self.dirty |= pointing.keys()
+        for target in depended_on:
+            self._remove_edge(ci_id, target, at)
+        self._unindex(record)
+        del self.graph.nodes[ci_id]["ci"]
+        self._drop_if_bare(ci_id)
         return Retirement(ci_id, pointing, depended_on)
 
-    def _remove_all_edges(self, ci_id: CIId, at: datetime) -> None:
-        edges = [*self.graph.in_edges(ci_id), *self.graph.out_edges(ci_id)]
-        for origin, target in edges:
-            self._remove_edge(origin, target, at)
-
-    def _forget(self, record: CIRecord) -> None:
-        self._unindex(record)
-        self.graph.remove_node(record.id)
+    def unlink_retired(self, origin: CIId, target: CIId, at: datetime) -> list[str]:
+        """``origin``'s edge to ``target``, retired at ``at``, goes; returns its relation types
+        (none: there was no such edge). The retirement leaves each such edge to its origin's
+        owner."""
+        if not self.graph.has_edge(origin, target):
+            return []
+        kinds = sorted(self.graph.edges[origin, target])
+        self._remove_edge(origin, target, at)
+        self._drop_if_bare(target)
+        self.dirty.add(origin)
+        return kinds
 
     def _unindex(self, record: CIRecord) -> None:
         self._unindex_identifiers(record)

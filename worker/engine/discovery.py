@@ -8,7 +8,7 @@ from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
-from cmdb_worker.worker.engine.operations import Referenced
+from cmdb_worker.worker.engine.operations import Referenced, TargetRetired
 from cmdb_worker.worker.engine.state import State
 
 DISCOVERY_REPORT = "cmdb.ci.observed"
@@ -157,13 +157,21 @@ def on_retired(state: State, event: InputEvent, payload: CIRetired, now: datetim
     retirement = state.cmdb.retire(payload.ci, event.time)
     if retirement is None:
         return []
-    retired_at = state.cmdb.retired[retirement.ci_id]
-    for unlinked in [*retirement.pointing, *retirement.depended_on]:
-        _recheck_orphan(state, unlinked)
-    return [
-        hygiene.relation_dangling(origin, retirement.ci_id, kinds, now, retired_at)
-        for origin, kinds in retirement.pointing.items()
-    ]
+    ci_id, retired_at = retirement.ci_id, state.cmdb.retired[retirement.ci_id]
+    for origin in retirement.pointing:
+        state.emit(TargetRetired(origin=origin, ci_id=ci_id, at=event.time, retired_at=retired_at))
+    for target in retirement.depended_on:
+        _recheck_orphan(state, target)
+    return []
+
+
+def on_target_retired(state: State, gone: TargetRetired, now: datetime) -> list[Finding]:
+    """A CI this engine owns pointed at a retired CI: the edge goes, the relation dangles."""
+    kinds = state.cmdb.unlink_retired(gone.origin, gone.ci_id, gone.at)
+    if not kinds:
+        return []  # applied already
+    _recheck_orphan(state, gone.origin)
+    return [hygiene.relation_dangling(gone.origin, gone.ci_id, kinds, now, gone.retired_at)]
 
 
 def _recheck_orphan(state: State, ci_id: CIId) -> None:

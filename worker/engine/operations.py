@@ -13,14 +13,15 @@ to become operations; this module is where each one's model goes.
 """
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from cmdb_worker.schemas.ci import CIRef
+from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 
-OperationKind = Literal["referenced"]
+OperationKind = Literal["referenced", "target_retired", "found"]
 
 
 class Referenced(BaseModel):
@@ -40,4 +41,35 @@ class Referenced(BaseModel):
         return self.ci_id
 
 
-Operation = Referenced
+class TargetRetired(BaseModel):
+    """``ci_id``, which ``origin`` has an edge to, was retired (at ``at``; ``retired_at`` the
+    latest retirement): the edge goes, and the origin is told its relation dangles."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["target_retired"] = "target_retired"
+    origin: CIId
+    ci_id: CIId
+    at: datetime
+    retired_at: datetime
+
+    @property
+    def entity(self) -> str:
+        return self.origin
+
+
+class Found(BaseModel):
+    """A finding about another owner's subject: its owner holds it back (a suppression) or
+    records it in the subject's timeline and emits it. ``entity``: the subject's owning entity
+    (``owners.owning_entity``: a lesson's subject for a lesson)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["found"] = "found"
+    entity: str
+    finding: Finding
+
+
+Operation = Annotated[Referenced | TargetRetired | Found, Field(discriminator="kind")]
+OPERATION: TypeAdapter[Operation] = TypeAdapter(Operation)
+"""Reads an operation back from its JSON, whatever its kind."""
