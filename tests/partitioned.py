@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from cmdb_worker.rules.policy import Policy
+from cmdb_worker.schemas.decode import InvalidEvent
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.clock import EventClock
@@ -32,6 +33,8 @@ class Partitioned:
         for view in self.views:
             view.finish()  # armed: each record applied keeps its CIs' deadlines armed
         self.clock = EventClock()
+        self.refused: list[tuple[str, str]] = []
+        """(event id, reason code) of each event refused."""
         self.writes = 0
         """Changelog records written, over all engines."""
         self.operations: Counter[str] = Counter()
@@ -46,7 +49,11 @@ class Partitioned:
         event = to_input(message)
         now = self.clock.at(event.time)
         home = self.owner_of(home_key(event) or event.source)
-        findings = home.apply(event, now) or []
+        try:
+            findings = home.apply(event, now) or []
+        except InvalidEvent as invalid:  # dead-lettered, as ``process`` does
+            self.refused.append((event.id, invalid.code))
+            return []
         self.clock.now(event.time)
         return findings + self._settle(now)
 

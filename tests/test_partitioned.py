@@ -31,9 +31,10 @@ from cmdb_worker.worker.engine.operations import (
 )
 from cmdb_worker.worker.kafka_clients import ownership
 from tests.events import T0, at, observed, retired, scan_completed, to_input
+from tests.governance_helpers import incident
 from tests.governance_policy import policy_with
 from tests.partitioned import Partitioned
-from tests.test_restart_anywhere import hours
+from tests.test_restart_anywhere import governance, hours
 
 POLICY = policy_with(sources={"silence_after": "3650d"})
 """Sources never fall silent here: a silent source's flags on every owner's CIs are not yet
@@ -43,6 +44,8 @@ HOSTS = [f"h{n}" for n in range(4)]
 SERVICES = [f"s{n}" for n in range(4)]
 NEVER_OBSERVED = ["host/ghost", "database/pg@prod"]
 SOURCES = ["/discovery/vmware", "/discovery/k8s"]
+GOVERNANCE = ["request", "update", "deploy", "merged", "incident"]
+"""Change requests and updates, deploys (naming no change), merges and incidents."""
 
 
 def _two_owners() -> Partitioned:
@@ -123,9 +126,16 @@ def sighting(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
 @st.composite
 def discovery_event(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
     """Mostly sightings; now and then a retirement or a completed scan."""
-    kind = draw(st.sampled_from(["sighting"] * 6 + ["retirement", "scan"]))
+    kind = draw(st.sampled_from(["sighting"] * 6 + ["retirement", "scan"] + GOVERNANCE))
     if kind == "sighting":
         return draw(sighting(step, when))
+    if kind == "incident":  # each incident on one service throughout
+        number = draw(st.integers(min_value=0, max_value=2))
+        predicate = draw(st.sampled_from(["detected", "reported", "resolved"]))
+        return incident(f"INC{number}", SERVICES[number % 2], id=f"e{step}", time=when,
+                        predicate=predicate)  # fmt: skip
+    if kind in GOVERNANCE:
+        return _unlinked(draw(governance(kind, step, when)))
     source = draw(st.sampled_from(SOURCES))
     if kind == "scan":
         types = draw(st.sampled_from([["host"], ["service"], None]))
@@ -134,6 +144,14 @@ def discovery_event(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
     name = draw(st.sampled_from(HOSTS + SERVICES))
     ci_type, environment = ("host", None) if name in HOSTS else ("service", "prod")
     return retired(ci_type, name, environment=environment, time=when, id=f"e{step}")
+
+
+def _unlinked(message: dict[str, Any]) -> dict[str, Any]:
+    """A deploy without the change it names (a deploy linked to a change is not an operation
+    yet: its change's owner must judge it)."""
+    if ".service." in message.get("context", {}).get("type", ""):
+        message.get("customData", {}).pop("change_id", None)
+    return message
 
 
 @st.composite
@@ -160,6 +178,7 @@ def test_owners_exchanging_operations_judge_as_one_engine(
     for message in events:
         alone = sorted((f.id, f.kind) for f in one.feed(message))
         assert sorted((f.id, f.kind) for f in together.feed(message)) == alone
+    assert together.refused == one.refused
     whole = one.engines[0].state.cmdb
     for engine in together.engines:
         cmdb = engine.state.cmdb

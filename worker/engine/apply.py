@@ -81,6 +81,8 @@ OPERATION_HANDLERS: dict[OperationKind, OperationHandler] = {
     "referenced": discovery.on_referenced,
     "target_retired": discovery.on_target_retired,
     "found": lambda _, found, now: [found.finding],
+    "filed": lessons.on_filed,
+    "change_on_ci": governance.on_change_on_ci,
 }
 
 

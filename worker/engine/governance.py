@@ -30,6 +30,7 @@ from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
 from cmdb_worker.worker.engine import discovery, lessons, teams
+from cmdb_worker.worker.engine.operations import ChangeOnCI
 from cmdb_worker.worker.engine.state import (
     CHANGE,
     TEAM_HISTORY,
@@ -102,11 +103,17 @@ def _ci_ids(state: State, change: ChangeRecord) -> list[CIId]:
 
 def _remember_change(state: State, change: ChangeRecord) -> None:
     for ci_id in _ci_ids(state, change):
-        known = state.histories.get(ci_id)
-        if known is None or change.id not in known.changes:
-            history = state.history(ci_id)
-            history.changes.append(change.id)
-            history.keep_last(state.policy.correlation.history_per_ci)
+        state.emit(ChangeOnCI(ci_id=ci_id, change_id=change.id))
+
+
+def on_change_on_ci(state: State, named: ChangeOnCI, now: datetime) -> list[Finding]:
+    """A change named a CI this engine owns: it joins the CI's history, once."""
+    known = state.histories.get(named.ci_id)
+    if known is None or named.change_id not in known.changes:
+        history = state.history(named.ci_id)
+        history.changes.append(named.change_id)
+        history.keep_last(state.policy.correlation.history_per_ci)
+    return []
 
 
 def _assess(

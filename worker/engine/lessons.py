@@ -17,6 +17,7 @@ from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson, OverdueReported
 from cmdb_worker.worker.engine import discovery
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
+from cmdb_worker.worker.engine.operations import Filed
 from cmdb_worker.worker.engine.state import LESSON_OVERDUE, State
 
 LESSON_DUE: DeadlineKind = "lesson_due"
@@ -24,7 +25,17 @@ STALE_TOO_LONG: DeadlineKind = "stale_too_long"
 
 
 def file(state: State, filing: rules.Filing, now: datetime) -> list[Finding]:
-    """File a lesson for the filing's (rule, subject), or count a recurrence of the one there is."""
+    """File a lesson for the filing's (rule, subject), or count a recurrence of the one there is;
+    a subject another owner owns is that owner's to file."""
+    if not state.ownership.owns(filing.subject):
+        state.emit(Filed(filing=filing))
+        return []
+    return on_filed(state, Filed(filing=filing), now)
+
+
+def on_filed(state: State, filed: Filed, now: datetime) -> list[Finding]:
+    """File the lesson, as the owner of its subject."""
+    filing = filed.filing
     lesson_id = state.lesson_keys.get((filing.rule, filing.subject))
     previous = state.lessons.get(lesson_id) if lesson_id else None
     if previous is not None and set(filing.evidence) <= set(previous.evidence):

@@ -17,11 +17,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from cmdb_worker.rules.lessons import Filing
 from cmdb_worker.schemas.ci import CIRef
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 
-OperationKind = Literal["referenced", "target_retired", "found"]
+OperationKind = Literal["referenced", "target_retired", "found", "filed", "change_on_ci"]
 
 
 class Referenced(BaseModel):
@@ -70,6 +71,37 @@ class Found(BaseModel):
     finding: Finding
 
 
-Operation = Annotated[Referenced | TargetRetired | Found, Field(discriminator="kind")]
+class Filed(BaseModel):
+    """A lesson applies to another owner's subject: its owner files it (numbering it in the
+    subject's class of ids) or counts a recurrence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["filed"] = "filed"
+    filing: Filing
+
+    @property
+    def entity(self) -> str:
+        return self.filing.subject
+
+
+class ChangeOnCI(BaseModel):
+    """A change request names ``ci_id``: the change joins the CI's recent history (which an
+    incident's correlation and later changes' risk read)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["change_on_ci"] = "change_on_ci"
+    ci_id: CIId
+    change_id: str
+
+    @property
+    def entity(self) -> str:
+        return self.ci_id
+
+
+Operation = Annotated[
+    Referenced | TargetRetired | Found | Filed | ChangeOnCI, Field(discriminator="kind")
+]
 OPERATION: TypeAdapter[Operation] = TypeAdapter(Operation)
 """Reads an operation back from its JSON, whatever its kind."""

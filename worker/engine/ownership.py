@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from cmdb_worker.schemas.events import (
+    ChangeMerged,
     ChangeRequested,
     ChangeUpdated,
     CIObserved,
@@ -68,14 +69,15 @@ ONE_OWNER = Ownership()
 
 def home_key(event: InputEvent) -> str | None:
     """The entity an event is keyed by on its topic (section 1 of the contract): the CI observed
-    or retired, a deploy's or incident's service, a change, a lesson; a scan's source (it
-    names no CI). None: the event has no owning entity (Kafka spreads such records)."""
+    or retired, a deploy's or incident's service, a change (a merged one too: it names no
+    service), a lesson; a scan's source (it names no CI). None: the event has no owning entity
+    (Kafka spreads such records)."""
     payload = event.payload
     if isinstance(payload, CIObserved | CIRetired):
         return payload.ci.ci_id
     if isinstance(payload, Deploy | Incident):
         return payload.service.ci_id if payload.service else None
-    if isinstance(payload, ChangeRequested | ChangeUpdated):
+    if isinstance(payload, ChangeRequested | ChangeUpdated | ChangeMerged):
         return payload.change_id
     if isinstance(payload, LessonUpdated):
         return payload.lesson_id
