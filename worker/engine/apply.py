@@ -83,6 +83,7 @@ OPERATION_HANDLERS: dict[OperationKind, OperationHandler] = {
     "found": lambda _, found, now: [found.finding],
     "filed": lessons.on_filed,
     "change_on_ci": governance.on_change_on_ci,
+    "deploy_linked": dora.on_deploy_linked,
 }
 
 
@@ -132,8 +133,8 @@ class Engine:
     def _operate(self, now: datetime) -> list[Finding]:
         """Apply the emitted operations whose entity this engine owns; hand over the rest."""
         findings: list[Finding] = []
-        outbox, self.state.outbox = self.state.outbox, []
-        for operation in outbox:
+        while self.state.outbox:  # applying one may emit more
+            operation = self.state.outbox.pop(0)
             if self.state.ownership.owns(operation.entity):
                 findings += OPERATION_HANDLERS[operation.kind](self.state, operation, now)
             else:

@@ -32,6 +32,7 @@ from cmdb_worker.schemas.events import ChangeMerged, Deploy, Incident, InputEven
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.worker.engine import governance, incidents
+from cmdb_worker.worker.engine.operations import DeployLinked
 from cmdb_worker.worker.engine.ownership import home_key
 from cmdb_worker.worker.engine.state import DORA_TEAM, MERGED_CHANGE, State
 
@@ -40,11 +41,11 @@ NO_TEAM = "none"
 DEPLOYS = frozenset({"deployed", "upgraded"})
 
 
-def totals(state: State, team: str | None, event: InputEvent) -> DoraTeam:
-    """The team's totals among the events of ``event``'s owner partition, to add to (created on
-    first use), marked as changed."""
+def totals(state: State, team: str | None, home: str | None) -> DoraTeam:
+    """The team's totals among the events of ``home``'s owner partition (an event's
+    ``home_key``; a change's id), to add to (created on first use), marked as changed."""
     name = team or NO_TEAM
-    partial = DoraTeam(team=name, owner=state.ownership.partition_of(home_key(event) or name))
+    partial = DoraTeam(team=name, owner=state.ownership.partition_of(home or name))
     state.touch(DORA_TEAM, partial.key)
     return state.dora.setdefault(partial.key, partial)
 
@@ -62,7 +63,7 @@ def counting_failures(handler: Handler) -> Handler:
         findings = handler(state, event, payload, now)
         change = state.changes.get(payload.change_id or "")
         if change is not None and _failed(change) and not failed_before:
-            totals(state, _change_team(state, change), event).change_failures += 1
+            totals(state, _change_team(state, change), home_key(event)).change_failures += 1
         return findings
 
     return counted
@@ -79,23 +80,37 @@ def _failed(change: ChangeRecord | None) -> bool:
     return change is not None and change.outcome == "failure"
 
 
-_governed_deploy = counting_failures(governance.on_deploy)
-
-
 def on_deploy(state: State, event: InputEvent, payload: Deploy, now: datetime) -> list[Finding]:
     """Count the deploy and, on a change's first deploy, its lead time; a bare rollback fails."""
     change = state.changes.get(payload.change_id) if payload.change_id else None
     first_link = change is None or not change.deploys
-    findings = _governed_deploy(state, event, payload, now)
+    findings = governance.on_deploy(state, event, payload, now)
     service = state.cmdb.resolve(payload.service.ci_id)
     team = owner_of(state, service)
     if payload.predicate in DEPLOYS:
-        counts = totals(state, team, event)
+        counts = totals(state, team, home_key(event))
         _count_deploy(counts, payload)
         if payload.change_id and first_link:
             _lead_time(state, counts, payload.change_id, event.time)
     elif payload.predicate == "rolledback" and change is None:
-        totals(state, team, event).change_failures += 1
+        totals(state, team, home_key(event)).change_failures += 1
+    return findings
+
+
+def on_deploy_linked(state: State, linked: DeployLinked, now: datetime) -> list[Finding]:
+    """A deploy named a change this engine owns: link them, once; a change its deploy fails
+    counts as a failure (in the change's partition's totals), and its first deploy uses up the
+    merge that started its lead time."""
+    entry, change_id = linked.entry, linked.entity
+    change = state.changes.get(change_id)
+    if entry.predicate in DEPLOYS and (change is None or not change.deploys):
+        _use_up_merge(state, change_id)
+    if change is None or entry.event_id in change.deploys:
+        return []
+    failed_before = _failed(change)
+    findings = governance.link(state, entry, change, now)
+    if _failed(change) and not failed_before:
+        totals(state, _change_team(state, change), change.id).change_failures += 1
     return findings
 
 
@@ -106,15 +121,19 @@ def _count_deploy(team: DoraTeam, payload: Deploy) -> None:
 
 
 def _lead_time(state: State, team: DoraTeam, change_id: str, deployed_at: datetime) -> None:
-    """The change's first deploy: observe the time since it started, if a start is known."""
-    merged = state.merged_changes.pop(change_id, None)
-    if merged is not None:
-        state.touch(MERGED_CHANGE, change_id)
+    """The change's first deploy: observe the time since it started, if a start is known (the
+    change's owner uses up the merge: ``on_deploy_linked``)."""
+    merged = state.merged_changes.get(change_id)
     change = state.changes.get(change_id)
     started = change.requested_at if change else merged.merged_at if merged else None
     if started is not None:
         seconds = max((deployed_at - started).total_seconds(), 0.0)
         team.lead_time.observe(seconds)
+
+
+def _use_up_merge(state: State, change_id: str) -> None:
+    if state.merged_changes.pop(change_id, None) is not None:
+        state.touch(MERGED_CHANGE, change_id)
 
 
 def on_change_merged(
@@ -139,5 +158,6 @@ def on_incident(state: State, event: InputEvent, payload: Incident, now: datetim
     incident = state.incidents.get(payload.incident_id)
     if was_open and incident is not None and incident.resolved_at is not None:
         seconds = max((incident.resolved_at - incident.detected_at).total_seconds(), 0.0)
-        totals(state, owner_of(state, incident.ci), event).time_to_restore.observe(seconds)
+        team = owner_of(state, incident.ci)
+        totals(state, team, home_key(event)).time_to_restore.observe(seconds)
     return findings

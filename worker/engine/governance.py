@@ -30,7 +30,7 @@ from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
 from cmdb_worker.worker.engine import discovery, lessons, teams
-from cmdb_worker.worker.engine.operations import ChangeOnCI
+from cmdb_worker.worker.engine.operations import ChangeOnCI, DeployLinked
 from cmdb_worker.worker.engine.state import (
     CHANGE,
     TEAM_HISTORY,
@@ -261,7 +261,9 @@ def on_deploy(state: State, event: InputEvent, payload: Deploy, now: datetime) -
     if entry.predicate == "rolledback":
         findings.append(risk.deploy_rolled_back(entry, change, now))
     _remember_deploy(state, entry)
-    return findings + (_link(state, entry, change, now) if change else [])
+    if entry.change_id:
+        state.emit(DeployLinked(entry=entry))
+    return findings
 
 
 def _refresh_service(
@@ -335,7 +337,7 @@ def _remember_deploy(state: State, entry: DeployEntry) -> None:
     history.keep_last(state.policy.correlation.history_per_ci)
 
 
-def _link(state: State, entry: DeployEntry, change: ChangeRecord, now: datetime) -> list[Finding]:
+def link(state: State, entry: DeployEntry, change: ChangeRecord, now: datetime) -> list[Finding]:
     """A deploy carries out its change: approved (or pre-approved) becomes implementing; a
     rollback fails it."""
     change.deploys.append(entry.event_id)

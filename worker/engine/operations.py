@@ -18,11 +18,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from cmdb_worker.rules.lessons import Filing
+from cmdb_worker.schemas.changes import DeployEntry
 from cmdb_worker.schemas.ci import CIRef
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 
-OperationKind = Literal["referenced", "target_retired", "found", "filed", "change_on_ci"]
+OperationKind = Literal[
+    "referenced", "target_retired", "found", "filed", "change_on_ci", "deploy_linked"
+]
 
 
 class Referenced(BaseModel):
@@ -100,8 +103,23 @@ class ChangeOnCI(BaseModel):
         return self.ci_id
 
 
+class DeployLinked(BaseModel):
+    """A deploy named its change (``entry.change_id``): the change's owner links them (the
+    change is implementing, a rollback fails it, a first deploy uses up a merge's start)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["deploy_linked"] = "deploy_linked"
+    entry: DeployEntry
+
+    @property
+    def entity(self) -> str:
+        return self.entry.change_id or ""
+
+
 Operation = Annotated[
-    Referenced | TargetRetired | Found | Filed | ChangeOnCI, Field(discriminator="kind")
+    Referenced | TargetRetired | Found | Filed | ChangeOnCI | DeployLinked,
+    Field(discriminator="kind"),
 ]
 OPERATION: TypeAdapter[Operation] = TypeAdapter(Operation)
 """Reads an operation back from its JSON, whatever its kind."""
