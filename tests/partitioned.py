@@ -33,8 +33,9 @@ class Partitioned:
         for view in self.views:
             view.finish()  # armed: each record applied keeps its CIs' deadlines armed
         self.clock = EventClock()
-        self.refused: list[tuple[str, str]] = []
-        """(event id, reason code) of each event refused."""
+        self.fed = 0
+        self.refused: list[tuple[int, str]] = []
+        """(place in the stream, reason code) of each event refused."""
         self.writes = 0
         """Changelog records written, over all engines."""
         self.operations: Counter[str] = Counter()
@@ -46,13 +47,13 @@ class Partitioned:
 
     def feed(self, message: dict[str, Any]) -> list[Finding]:
         """The findings one event causes, on whichever owners they arise."""
-        event = to_input(message)
-        now = self.clock.at(event.time)
-        home = self.owner_of(home_key(event) or event.source)
+        self.fed += 1
         try:
-            findings = home.apply(event, now) or []
+            event = to_input(message)
+            now = self.clock.at(event.time)
+            findings = self.owner_of(home_key(event) or event.source).apply(event, now) or []
         except InvalidEvent as invalid:  # dead-lettered, as ``process`` does
-            self.refused.append((event.id, invalid.code))
+            self.refused.append((self.fed, invalid.code))
             return []
         self.clock.now(event.time)
         return findings + self._settle(now)

@@ -35,7 +35,7 @@ from tests.events import T0, at, observed, retired, scan_completed, to_input
 from tests.governance_helpers import incident
 from tests.governance_policy import policy_with
 from tests.partitioned import Partitioned
-from tests.test_restart_anywhere import governance, hours
+from tests.test_restart_anywhere import governance, hours, suppression
 
 POLICY = policy_with(sources={"silence_after": "3650d"})
 """Sources never fall silent here: a silent source's flags on every owner's CIs are not yet
@@ -45,8 +45,9 @@ HOSTS = [f"h{n}" for n in range(4)]
 SERVICES = [f"s{n}" for n in range(4)]
 NEVER_OBSERVED = ["host/ghost", "database/pg@prod"]
 SOURCES = ["/discovery/vmware", "/discovery/k8s"]
-GOVERNANCE = ["request", "update", "deploy", "merged", "incident"]
-"""Change requests and updates, deploys (naming a change or not), merges and incidents."""
+GOVERNANCE = ["request", "update", "deploy", "merged", "incident", "lesson"]
+"""Change requests and updates, deploys (naming a change or not), merges, incidents and
+people's edits of lessons."""
 
 
 def _two_owners() -> Partitioned:
@@ -126,8 +127,11 @@ def sighting(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
 
 @st.composite
 def discovery_event(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
-    """Mostly sightings; now and then a retirement or a completed scan."""
-    kind = draw(st.sampled_from(["sighting"] * 6 + ["retirement", "scan"] + GOVERNANCE))
+    """Mostly sightings; now and then a retirement, a completed scan, a suppression or a
+    governance event."""
+    kind = draw(st.sampled_from(["sighting"] * 6 + ["retirement", "scan", "suppress", *GOVERNANCE]))
+    if kind == "suppress":
+        return draw(suppression(step, when))
     if kind == "sighting":
         return draw(sighting(step, when))
     if kind == "incident":  # each incident on one service throughout

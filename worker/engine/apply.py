@@ -84,6 +84,8 @@ OPERATION_HANDLERS: dict[OperationKind, OperationHandler] = {
     "filed": lessons.on_filed,
     "change_on_ci": governance.on_change_on_ci,
     "deploy_linked": dora.on_deploy_linked,
+    "lesson_edited": lessons.on_lesson_edited,
+    "suppressed": suppressions.on_suppressed,
 }
 
 

@@ -17,7 +17,7 @@ from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.lessons import Lesson, OverdueReported
 from cmdb_worker.worker.engine import discovery
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
-from cmdb_worker.worker.engine.operations import Filed
+from cmdb_worker.worker.engine.operations import Filed, LessonEdited
 from cmdb_worker.worker.engine.state import LESSON_OVERDUE, State
 
 LESSON_DUE: DeadlineKind = "lesson_due"
@@ -77,8 +77,18 @@ def on_lesson_updated(
     lesson = state.lessons.get(payload.lesson_id)
     if lesson is None:
         raise InvalidEvent("unknown_lesson", f"lesson {payload.lesson_id!r} is not in the register")
-    edits = {name: value for name, value in payload_fields(payload).items() if name != "lesson_id"}
-    updated = lesson.model_copy(update={**edits, "updated_at": max(lesson.updated_at, event.time)})
+    state.emit(LessonEdited(subject=lesson.subject, update=payload, at=event.time))
+    return []
+
+
+def on_lesson_edited(state: State, edited: LessonEdited, now: datetime) -> list[Finding]:
+    """Apply a person's edit to a lesson this engine keeps."""
+    update = edited.update
+    lesson = state.lessons.get(update.lesson_id)
+    if lesson is None:
+        return []
+    edits = {name: value for name, value in payload_fields(update).items() if name != "lesson_id"}
+    updated = lesson.model_copy(update={**edits, "updated_at": max(lesson.updated_at, edited.at)})
     state.put_lesson(updated)
     schedule_due(state, updated)
     return []

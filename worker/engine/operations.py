@@ -20,11 +20,19 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from cmdb_worker.rules.lessons import Filing
 from cmdb_worker.schemas.changes import DeployEntry
 from cmdb_worker.schemas.ci import CIRef
+from cmdb_worker.schemas.events import LessonUpdated, SuppressionSet
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 
 OperationKind = Literal[
-    "referenced", "target_retired", "found", "filed", "change_on_ci", "deploy_linked"
+    "referenced",
+    "target_retired",
+    "found",
+    "filed",
+    "change_on_ci",
+    "deploy_linked",
+    "lesson_edited",
+    "suppressed",
 ]
 
 
@@ -117,8 +125,45 @@ class DeployLinked(BaseModel):
         return self.entry.change_id or ""
 
 
+class LessonEdited(BaseModel):
+    """A person edited a lesson (``update``, at ``at``); ``subject``: the lesson's, whose owner
+    numbered the lesson and keeps it (the edit arrives on the lesson id's partition)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["lesson_edited"] = "lesson_edited"
+    subject: str
+    update: LessonUpdated
+    at: datetime
+
+    @property
+    def entity(self) -> str:
+        return self.subject
+
+
+class Suppressed(BaseModel):
+    """A person held back findings about ``subject`` (the CI an alias named resolved to it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["suppressed"] = "suppressed"
+    subject: str
+    request: SuppressionSet
+
+    @property
+    def entity(self) -> str:
+        return self.subject
+
+
 Operation = Annotated[
-    Referenced | TargetRetired | Found | Filed | ChangeOnCI | DeployLinked,
+    Referenced
+    | TargetRetired
+    | Found
+    | Filed
+    | ChangeOnCI
+    | DeployLinked
+    | LessonEdited
+    | Suppressed,
     Field(discriminator="kind"),
 ]
 OPERATION: TypeAdapter[Operation] = TypeAdapter(Operation)

@@ -33,6 +33,7 @@ from cmdb_worker.schemas.events import (
     InputEvent,
     LessonUpdated,
     ScanCompleted,
+    SuppressionSet,
 )
 from cmdb_worker.schemas.lessons import lesson_id, lesson_number
 
@@ -70,8 +71,8 @@ ONE_OWNER = Ownership()
 def home_key(event: InputEvent) -> str | None:
     """The entity an event is keyed by on its topic (section 1 of the contract): the CI observed
     or retired, a deploy's or incident's service, a change (a merged one too: it names no
-    service), a lesson; a scan's source (it names no CI). None: the event has no owning entity
-    (Kafka spreads such records)."""
+    service), a lesson, a suppression's subject; a scan's source (it names no CI). None: the
+    event has no owning entity (Kafka spreads such records)."""
     payload = event.payload
     if isinstance(payload, CIObserved | CIRetired):
         return payload.ci.ci_id
@@ -81,6 +82,8 @@ def home_key(event: InputEvent) -> str | None:
         return payload.change_id
     if isinstance(payload, LessonUpdated):
         return payload.lesson_id
+    if isinstance(payload, SuppressionSet):
+        return payload.subject
     if isinstance(payload, ScanCompleted):
         return event.source
     return None

@@ -15,6 +15,7 @@ from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import Suppression
 from cmdb_worker.worker.engine import discovery
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
+from cmdb_worker.worker.engine.operations import Suppressed
 from cmdb_worker.worker.engine.state import SUPPRESSION, State
 
 SUPPRESSION_ENDS: DeadlineKind = "suppression_ends"
@@ -30,10 +31,16 @@ def on_suppression_set(
             "invalid_value", f"until {payload.until.isoformat()} is not after the event's "
             f"time {event.time.isoformat()}: the suppression would never be in force",
         )  # fmt: skip
-    subject = _subject(state, payload.subject)
+    state.emit(Suppressed(subject=_subject(state, payload.subject), request=payload))
+    return []
+
+
+def on_suppressed(state: State, suppressed: Suppressed, now: datetime) -> list[Finding]:
+    """Hold back findings about a subject this engine owns."""
+    subject, request = suppressed.subject, suppressed.request
     held = state.suppressions.get(subject) or Suppression(subject=subject)
-    held.until |= dict.fromkeys(payload.kinds, payload.until)
-    held.reason, held.by = payload.reason, payload.by
+    held.until |= dict.fromkeys(request.kinds, request.until)
+    held.reason, held.by = request.reason, request.by
     state.suppressions[subject] = held
     state.touch(SUPPRESSION, subject)
     schedule_ends(state, held)
