@@ -4,8 +4,10 @@ global view that never lags: the proving ground of ``engine.operations``.
 Each event goes to the engine owning its home partition (``ownership.home_key``). After it, and
 until nothing moves: every operation handed over is received by its entity's owner, every
 changelog record an engine writes is put into every other engine's view (a ``Restoring`` kept
-armed, as a standby tails ``cmdb.state``), and every engine ticks. Each record must be of a key
-its writer owns (``owners.key_owner``): that is what partitioned ownership promises.
+armed, as a standby tails ``cmdb.state``), and the deadlines due fire one at a time in their
+common order, whichever engine holds them, as the wall clock would have them fall due one
+after another. Each record must be of a key its writer owns (``owners.key_owner``): that is
+what partitioned ownership promises.
 """
 
 from collections import Counter
@@ -51,7 +53,7 @@ class Partitioned:
         try:
             event = to_input(message)
             now = self.clock.at(event.time)
-            findings = self.owner_of(home_key(event) or event.source).apply(event, now) or []
+            findings = self.owner_of(home_key(event) or event.source).judge(event, now) or []
         except InvalidEvent as invalid:  # dead-lettered, as ``process`` does
             self.refused.append((self.fed, invalid.code))
             return []
@@ -59,12 +61,18 @@ class Partitioned:
         return findings + self._settle(now)
 
     def _settle(self, now: datetime) -> list[Finding]:
+        """Exchange until nothing moves, then fire the deadlines due, one at a time in their
+        common order (as they would fall due by the wall clock), exchanging after each."""
         findings: list[Finding] = []
-        while self._exchange():
-            findings += self._received(now)
-            for engine in self.engines:
-                findings += engine.tick(now)
-        return findings
+        while True:
+            while self._exchange():
+                findings += self._received(now)
+            due = [(entry, engine) for engine in self.engines
+                   if (entry := engine.state.deadlines.next_due(now)) is not None]  # fmt: skip
+            if not due:
+                return findings
+            _, earliest = min(due, key=lambda pair: pair[0])
+            findings += earliest.fire_next(now) or []
 
     def _received(self, now: datetime) -> list[Finding]:
         findings: list[Finding] = []

@@ -86,6 +86,9 @@ OPERATION_HANDLERS: dict[OperationKind, OperationHandler] = {
     "deploy_linked": dora.on_deploy_linked,
     "lesson_edited": lessons.on_lesson_edited,
     "suppressed": suppressions.on_suppressed,
+    "source_heard": sources.on_source_heard,
+    "unverified": sources.on_unverified,
+    "reverified": sources.on_reverified,
 }
 
 
@@ -100,7 +103,14 @@ class Engine:
         self.outgoing: list[Operation] = []
 
     def apply(self, event: InputEvent, now: datetime) -> list[Finding] | None:
-        """Apply ``event`` as of ``now``; None if an event with its identity was already applied."""
+        """Apply ``event`` as of ``now``, then fire the deadlines due; None if an event with its
+        identity was already applied."""
+        findings = self.judge(event, now)
+        return None if findings is None else findings + self.tick(now)
+
+    def judge(self, event: InputEvent, now: datetime) -> list[Finding] | None:
+        """Apply ``event`` as of ``now``, firing no deadline; None if an event with its identity
+        was already applied."""
         key = identity_key(event.identity)
         if key in self.applied:
             return None
@@ -108,18 +118,27 @@ class Engine:
         handled += self._operate(now)
         findings = [finding.traced(event.extensions) for finding in handled]
         self.applied.remember(key, now)
-        return self._unsuppressed(findings, now) + self.tick(now)
+        return self._unsuppressed(findings, now)
 
     def tick(self, now: datetime) -> list[Finding]:
         """Fire every deadline that has passed by ``now``, and any that firing arms in the past,
         earliest first: a restarted engine, which re-arms its deadlines in another order (some
         only as others fire), fires them in the same order as one that ran on."""
         findings: list[Finding] = []
-        while (due := self.state.deadlines.pop_next(now)) is not None:
-            key, kind = due
-            if owners.fires(self.state, key, kind):
-                findings += DEADLINE_HANDLERS[kind](self.state, key, kind, now)
-                findings += self._operate(now)
+        while (fired := self.fire_next(now)) is not None:
+            findings += fired
+        return findings
+
+    def fire_next(self, now: datetime) -> list[Finding] | None:
+        """Fire the earliest deadline due by ``now`` (None: no deadline is), if this engine owns
+        its entity, with the operations it emits."""
+        due = self.state.deadlines.pop_next(now)
+        if due is None:
+            return None
+        key, kind = due
+        if not owners.fires(self.state, key, kind):
+            return []
+        findings = DEADLINE_HANDLERS[kind](self.state, key, kind, now) + self._operate(now)
         return self._unsuppressed(findings, now)
 
     def receive(self, operation: Operation, now: datetime) -> list[Finding]:

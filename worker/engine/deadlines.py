@@ -86,12 +86,21 @@ class DeadlineIndex:
         """The (key, kind) whose deadline is earliest and strictly before ``now`` (ties by kind,
         then key), or None. One at a time, so that what its handler arms or cancels counts for
         the next: the order is the deadlines' own, however and whenever they were armed."""
+        if self.next_due(now) is None:
+            return None
+        _, kind, key = heapq.heappop(self._heap)
+        del self._current[(key, kind)]
+        return key, kind
+
+    def next_due(self, now: datetime) -> Entry | None:
+        """The entry ``pop_next`` would take, left in place: several engines' deadlines can be
+        fired in their common order."""
         limit = now.timestamp()
         while self._heap and self._heap[0][0] < limit:
-            at, kind, key = heapq.heappop(self._heap)
+            at, kind, key = self._heap[0]
             if self._current.get((key, kind)) == at:
-                del self._current[(key, kind)]
-                return key, kind
+                return self._heap[0]
+            heapq.heappop(self._heap)
         return None
 
     def _rebuild(self) -> None:

@@ -25,15 +25,9 @@ from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 
 OperationKind = Literal[
-    "referenced",
-    "target_retired",
-    "found",
-    "filed",
-    "change_on_ci",
-    "deploy_linked",
-    "lesson_edited",
-    "suppressed",
-]
+    "referenced", "target_retired", "found", "filed", "change_on_ci", "deploy_linked",
+    "lesson_edited", "suppressed", "source_heard", "unverified", "reverified",
+]  # fmt: skip
 
 
 class Referenced(BaseModel):
@@ -155,16 +149,55 @@ class Suppressed(BaseModel):
         return self.subject
 
 
+class SourceHeard(BaseModel):
+    """A source that was silent, or whose silence fell due unticked, reported at ``at`` (its
+    last report before: ``previous``): the owner of its name decides the silence, if it had
+    not yet, and the recovery."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["source_heard"] = "source_heard"
+    source: str
+    at: datetime
+    previous: datetime
+
+    @property
+    def entity(self) -> str:
+        return self.source
+
+
+class Unverified(BaseModel):
+    """Every source vouching for ``ci_id`` is silent: it is not judged stale meanwhile."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["unverified"] = "unverified"
+    ci_id: CIId
+
+    @property
+    def entity(self) -> str:
+        return self.ci_id
+
+
+class Reverified(BaseModel):
+    """A source vouching for ``ci_id`` recovered (its report at ``since``): the CI is judged
+    again, its staleness counted from then."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["reverified"] = "reverified"
+    ci_id: CIId
+    since: datetime
+
+    @property
+    def entity(self) -> str:
+        return self.ci_id
+
+
 Operation = Annotated[
-    Referenced
-    | TargetRetired
-    | Found
-    | Filed
-    | ChangeOnCI
-    | DeployLinked
-    | LessonEdited
-    | Suppressed,
+    Referenced | TargetRetired | Found | Filed | ChangeOnCI | DeployLinked | LessonEdited
+    | Suppressed | SourceHeard | Unverified | Reverified,
     Field(discriminator="kind"),
-]
+]  # fmt: skip
 OPERATION: TypeAdapter[Operation] = TypeAdapter(Operation)
 """Reads an operation back from its JSON, whatever its kind."""

@@ -21,6 +21,7 @@ from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.records import CIRecord, SourceHealth, SourceReport
 from cmdb_worker.worker.engine import discovery, lessons
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
+from cmdb_worker.worker.engine.operations import Reverified, SourceHeard, Unverified
 from cmdb_worker.worker.engine.ownership import home_key
 from cmdb_worker.worker.engine.state import SOURCE, SOURCE_REPORT, State
 
@@ -46,30 +47,23 @@ def on_scan_completed(
 
 
 def reported(state: State, event: InputEvent, now: datetime) -> list[Finding]:
-    """A report from ``event.source``: first note a silence that fell due unticked."""
+    """A report from ``event.source``: its owner partition's partial rises to it; a source that
+    was silent, or whose silence fell due unticked, is the source name's owner's to judge."""
     source, at = event.source, event.time
     health = state.sources.get(source)
     if health is not None and at <= health.last_report:
         return []
-    findings = on_silence(state, source, SOURCE_SILENT, now) if health else []
+    if health is not None and (health.silent or rules.is_silent(state.policy, health, now)):
+        state.emit(SourceHeard(source=source, at=at, previous=health.last_report))
     owner = state.ownership.partition_of(home_key(event) or source)
     report = SourceReport(source=source, owner=owner, last_report=at)
     health = health or SourceHealth(source=source, last_report=at)
-    return findings + _report(state, health, report, now)
-
-
-def _report(
-    state: State, health: SourceHealth, report: SourceReport, now: datetime
-) -> list[Finding]:
-    silent_since = rules.silent_after(state.policy, health)
-    health.last_report = report.last_report
-    state.sources[health.source] = health
+    health.last_report = at
+    state.sources[source] = health
     state.source_reports[report.key] = report
     state.touch(SOURCE_REPORT, report.key)
-    recovers = health.silent and not rules.is_silent(state.policy, health, now)
-    findings = _recovered(state, health, silent_since, now) if recovers else []
     schedule_silence(state, health)
-    return findings
+    return []
 
 
 def schedule_silence(state: State, health: SourceHealth) -> None:
@@ -83,16 +77,48 @@ def on_silence(state: State, source: str, kind: str, now: datetime) -> list[Find
     health = state.sources.get(source)
     if health is None or health.silent or not rules.is_silent(state.policy, health, now):
         return []
+    return _fall_silent(state, health, health, now)
+
+
+def on_source_heard(state: State, heard: SourceHeard, now: datetime) -> list[Finding]:
+    """A report from a source this engine judges, silent or due to be: it falls silent first if
+    it was by its previous report, and recovers if this report makes it live."""
+    health = state.sources.get(heard.source)
+    if health is None:
+        return []
+    before = health.model_copy(update={"last_report": heard.previous})
+    findings = []
+    if not health.silent and rules.is_silent(state.policy, before, now):
+        findings = _fall_silent(state, health, before, now)
+    after = health.model_copy(update={"last_report": heard.at})
+    if health.silent and not rules.is_silent(state.policy, after, now):
+        findings += _recovered(state, health, rules.silent_after(state.policy, before), now)
+    return findings
+
+
+def _fall_silent(
+    state: State, health: SourceHealth, as_of: SourceHealth, now: datetime
+) -> list[Finding]:
+    """Mark the source silent (``as_of``: as its silence found it) and the CIs only silent
+    sources vouch for unverified."""
     health.silent = True
-    state.touch(SOURCE, source)
-    affected = _unverified(state, source)
+    state.touch(SOURCE, health.source)
+    affected = _unverified(state, health.source)
     for record in affected:
         if not record.stale:
-            record.add_flag(discovery.UNVERIFIED)
-            state.cmdb.dirty.add(record.id)
-    filing = rules.silent_filing(state.policy, health, len(affected))
-    finding = rules.source_silent(state.policy, health, len(affected), now)
+            state.emit(Unverified(ci_id=record.id))
+    filing = rules.silent_filing(state.policy, as_of, len(affected))
+    finding = rules.source_silent(state.policy, as_of, len(affected), now)
     return [finding, *lessons.file(state, filing, now)]
+
+
+def on_unverified(state: State, unverified: Unverified, now: datetime) -> list[Finding]:
+    """Flag a CI this engine owns: only silent sources vouch for it."""
+    record = state.cmdb.get_unmerged(unverified.ci_id)
+    if record is not None and not record.stale:
+        record.add_flag(discovery.UNVERIFIED)
+        state.cmdb.dirty.add(record.id)
+    return []
 
 
 def _recovered(
@@ -102,13 +128,23 @@ def _recovered(
     vouched = _unverified(state, health.source)
     health.silent = False
     state.touch(SOURCE, health.source)
+    schedule_silence(state, health)
     for record in vouched:
-        if not record.stale:
-            record.recounted_from = health.last_report
-        record.discard_flag(discovery.UNVERIFIED)
-        state.cmdb.dirty.add(record.id)
-        discovery.reschedule(state, record)
+        state.emit(Reverified(ci_id=record.id, since=health.last_report))
     return [rules.source_recovered(health, silent_since, now)]
+
+
+def on_reverified(state: State, reverified: Reverified, now: datetime) -> list[Finding]:
+    """A CI this engine owns is judged again, its staleness counted from the recovery."""
+    record = state.cmdb.get_unmerged(reverified.ci_id)
+    if record is None:
+        return []
+    if not record.stale:
+        record.recounted_from = reverified.since
+    record.discard_flag(discovery.UNVERIFIED)
+    state.cmdb.dirty.add(record.id)
+    discovery.reschedule(state, record)
+    return []
 
 
 def _unverified(state: State, source: str) -> list[CIRecord]:
@@ -128,9 +164,11 @@ def restore_health(state: State, key: str, health: SourceHealth) -> None:
 
 def restore_report(state: State, key: str, report: SourceReport) -> None:
     """A partial read back: the source's last report rises to it (a source known only from its
-    partials has not been silent)."""
+    partials has not been silent), and so does its silence deadline (the source name's owner
+    fires it, whichever owner's events the report came in)."""
     state.source_reports[key] = report
     health = state.sources.setdefault(
         report.source, SourceHealth(source=report.source, last_report=report.last_report)
     )
     health.last_report = max(health.last_report, report.last_report)
+    schedule_silence(state, health)
