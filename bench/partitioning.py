@@ -1,6 +1,6 @@
 """How far partitioned judgement would spread one event's writes over partition owners.
 
-python -m bench.partitioning [--events N] [--partitions N ...] [--json]
+python -m bench.partitioning [--events N] [--partitions N ...] [--exchanged N] [--json]
 
 Partitioned judgement (docs/architecture.md) would make the owner of an input partition the only
 writer of the changelog keys its partitions own. This measures, on today's engine and without
@@ -23,6 +23,11 @@ pass made is applied to a fresh global view, as a standby tails it, for its CPU 
 armed), which every replica would pay for every record, whoever wrote it; and to a
 ``bench.lean_view.LeanView`` (``lean_view_us_per_record``), what a replica would need to keep of
 other owners' entities.
+
+Then the first ``--exchanged`` events of the stream are judged by that many owners of one
+partition each, exchanging operations and changelog records (``worker.partitioned``, the
+engine's half of partitioned judgement): ``operations_per_event`` is what one event sends to
+other owners, by kind, the traffic an operations topic would carry.
 
 Streams: the curated sample week (``examples/events.jsonl`` with ``examples/policy.yaml``) and
 ``bench.synthetic`` (~90% discovery, ~9% deploys) under the packaged policy, its services'
@@ -53,6 +58,7 @@ from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.ownership import Ownership
 from cmdb_worker.worker.engine.state import State
 from cmdb_worker.worker.kafka_clients import ownership
+from cmdb_worker.worker.partitioned import Partitioned
 from cmdb_worker.worker.processing import process
 from cmdb_worker.worker.produce_command import contract_key
 from cmdb_worker.worker.replay import message_from_line
@@ -257,12 +263,36 @@ class _Ticking(Engine):
         return findings
 
 
-def survey(lines: Iterable[str], policy: Policy, partitions: Iterable[int]) -> dict[str, Any]:
-    """One pass per partition count; the changelog and global view figures of the first."""
+def operations(lines: Iterable[str], policy: Policy, partitions: int) -> dict[str, Any]:
+    """The stream judged by ``partitions`` owners of one partition each, exchanging operations
+    (``worker.partitioned``): what crosses from one owner to another, per event judged."""
+    owners = Partitioned(policy, ownership(partitions), [[p] for p in range(partitions)])
+    for line in lines:
+        owners.feed(line.encode())
+    judged = max(owners.fed - len(owners.refused), 1)
+    return {
+        "events": judged,
+        "operations_per_event": round(owners.operations.total() / judged, 4),
+        "operations_by_kind": dict(owners.operations.most_common()),
+        "foreign_writes_by_kind": dict(
+            Counter(key.partition("/")[0] for key in owners.foreign_writes).most_common()
+        ),
+    }
+
+
+def survey(
+    lines: Iterable[str], policy: Policy, partitions: Iterable[int], exchanged: int = 0
+) -> dict[str, Any]:
+    """One pass per partition count; the changelog and global view figures of the first; and
+    for each count, the operations the first ``exchanged`` events send between owners."""
     stream, runners = list(lines), [Survey(policy, n) for n in partitions]
     for runner in runners:
         runner.run(stream)
-    tallies = {str(runner.tally.partitions): runner.tally.figures() for runner in runners}
+    tallies = {
+        str(runner.tally.partitions): runner.tally.figures()
+        | {"operations": operations(stream[:exchanged], policy, runner.tally.partitions)}
+        for runner in runners
+    }
     return runners[0].report() | {"partitions": tallies}
 
 
@@ -282,11 +312,15 @@ def _print(name: str, result: dict[str, Any]) -> None:
           f" {result['lean_view_us_per_record']} µs per record,"
           f" {records * result['lean_view_us_per_record']:.0f} µs per event")  # fmt: skip
     for n, tally in result["partitions"].items():
-        total = tally["events"]
+        total, sent = tally["events"], tally["operations"]
         owners = total["owners_per_application"]
+        kinds = ", ".join(f"{k} {v:,}" for k, v in sent["operations_by_kind"].items())
         print(f"  {n} partitions: {total['applications']:,} events applied;"
               f" {total['share_writing_another_owner']:.0%} write another owner's keys;"
-              f" {owners} owners per event (speed-up bound {int(n) / owners:.2f}x)")  # fmt: skip
+              f" {owners} owners per event (speed-up bound {int(n) / owners:.2f}x);"
+              f" {sent['operations_per_event']} operations to another owner per event"
+              f" over the first {sent['events']:,} ({kinds}); keys still written by a"
+              f" non-owner: {sent['foreign_writes_by_kind'] or 'none'}")  # fmt: skip
         for section in ("by_event_type", "by_deadline_kind"):
             for kind, figures in tally[section].items():
                 kinds = ", ".join(
@@ -304,10 +338,15 @@ def main() -> None:
     parser.add_argument(
         "--partitions", type=int, nargs="+", default=[6], help="owner counts to survey"
     )
+    parser.add_argument(
+        "--exchanged", type=int, default=20_000,
+        help="events of each stream judged by owners exchanging operations",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     args = parser.parse_args()
     results = {
-        name: survey(lines, policy, args.partitions) for name, lines, policy in streams(args.events)
+        name: survey(lines, policy, args.partitions, args.exchanged)
+        for name, lines, policy in streams(args.events)
     }
     if args.json:
         print(json.dumps(results))

@@ -325,15 +325,23 @@ def _partitioning_section(surveys: dict[str, Any]) -> list[str]:
              "partition Kafka's default partitioner would give its owning entity. *Owners per "
              "event*: the work multiplied if an event were forwarded whole to each owner whose "
              "keys it writes (per-source and per-team aggregates are kept per owner). One run "
-             "per partition count; counts are exact (see bench/ANALYSIS.md).", "",
-             "| stream, partitions | writing another owner's keys | owners per event |",
-             "|---|---|---|"]  # fmt: skip
+             "per partition count; counts are exact (see bench/ANALYSIS.md). *Operations*: "
+             "what one event sends to other owners when that many owners of one partition each "
+             "judge the stream's first 20,000 events exchanging operations "
+             "(`worker/partitioned.py`), and the keys still written by a non-owner (identity "
+             "merges across owners are not operations yet).", "",
+             "| stream, partitions | writing another owner's keys | owners per event "
+             "| operations per event (by kind) | keys still written by a non-owner |",
+             "|---|---|---|---|---|"]  # fmt: skip
     for name, survey in surveys.items():
         for n, tally in survey["partitions"].items():
-            events = tally["events"]
+            events, sent = tally["events"], tally["operations"]
+            kinds = ", ".join(f"{k} {v:,}" for k, v in sent["operations_by_kind"].items())
+            foreign = sum(sent["foreign_writes_by_kind"].values())
             lines.append(
                 f"| {name}, {n} | {events['share_writing_another_owner']:.0%} "
-                f"| {events['owners_per_application']:.2f} |"
+                f"| {events['owners_per_application']:.2f} "
+                f"| {sent['operations_per_event']:.3f} ({kinds or 'none'}) | {foreign:,} |"
             )
     lines += ["", "The changelog each stream made (batches of 500 events, as `run` commits them) "
               "applied to a fresh global view as a standby tails it: CPU per record, the best "

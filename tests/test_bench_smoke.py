@@ -186,6 +186,16 @@ def test_partitioning_counts_a_placeholder_on_another_owner() -> None:
     assert alone["share_writing_another_owner"] == 0 and alone["owners_per_application"] == 1
 
 
+def test_partitioning_counts_the_operations_owners_exchange() -> None:
+    """Judged by two owners, the relation from svc-0 to svc-2 (not yet observed) is one
+    operation to svc-2's owner, and no key is written by its non-owner; one owner sends none."""
+    lines = [_observed("svc-0", depends_on="svc-2")]
+    tallies = partitioning.survey(lines, load_policy(), [1, 2], exchanged=1)["partitions"]
+    two, one = tallies["2"]["operations"], tallies["1"]["operations"]
+    assert two["operations_by_kind"] == {"referenced": 1} and two["foreign_writes_by_kind"] == {}
+    assert two["operations_per_event"] == 1 and one["operations_per_event"] == 0
+
+
 def test_partitioning_at_a_tiny_size() -> None:
     """Every event type and deadline kind of the synthetic stream gets its figures, an
     observation's report from its source and a deploy's DORA totals and findings (its lesson's

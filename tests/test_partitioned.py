@@ -10,6 +10,7 @@ scans. What is not an operation yet is left out of them: strong-identifier merge
 silence (docs/architecture.md, step 3).
 """
 
+import json
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -32,9 +33,9 @@ from cmdb_worker.worker.engine.operations import (
     TargetRetired,
 )
 from cmdb_worker.worker.kafka_clients import ownership
+from cmdb_worker.worker.partitioned import Partitioned
 from tests.events import T0, at, observed, retired, scan_completed, to_input
 from tests.governance_helpers import incident
-from tests.partitioned import Partitioned
 from tests.test_restart_anywhere import governance, hours, suppression
 
 POLICY = load_policy()
@@ -46,6 +47,10 @@ SOURCES = ["/discovery/vmware", "/discovery/k8s"]
 GOVERNANCE = ["request", "update", "deploy", "merged", "incident", "lesson"]
 """Change requests and updates, deploys (naming a change or not), merges, incidents and
 people's edits of lessons."""
+
+
+def _value(message: dict[str, Any]) -> bytes:
+    return json.dumps(message).encode()
 
 
 def _two_owners() -> Partitioned:
@@ -65,12 +70,12 @@ def test_a_relation_to_another_owners_ci_is_an_operation_its_owner_applies() -> 
     home, owner = owners_.owner_of(service), owners_.owner_of(target)
     name = service.split("/")[1].split("@")[0]
     seen = {"owner": "team-a", "relations": [("runs_on", target)]}
-    assert owners_.feed(observed(name, time=T0, **seen)) == []
-    assert owners_.operations == {"referenced": 1}
+    assert owners_.feed(_value(observed(name, time=T0, **seen))) == []
+    assert owners_.operations == {"referenced": 1} and owners_.foreign_writes == []
     placeholder = owner.state.cmdb.get(target)
     assert placeholder is not None and placeholder.referenced_at == T0
     assert home.state.cmdb.get(target) == placeholder  # read from the owner's record
-    later = owners_.feed(observed(name, time=at(days=30), **seen))
+    later = owners_.feed(_value(observed(name, time=at(days=30), **seen)))
     assert [finding.kind for finding in later if finding.subject == target] == ["ci_phantom"]
     assert PHANTOM in placeholder.flags
     assert home.state.cmdb.get(target) == placeholder
@@ -172,9 +177,10 @@ def test_owners_exchanging_operations_judge_as_one_engine(
     one = Partitioned(POLICY, PARTITIONS, [[0, 1, 2, 3]])
     together = Partitioned(POLICY, PARTITIONS, groups)
     for message in events:
-        alone = sorted((f.id, f.kind) for f in one.feed(message))
-        assert sorted((f.id, f.kind) for f in together.feed(message)) == alone
+        alone = sorted((f.id, f.kind) for f in one.feed(_value(message)))
+        assert sorted((f.id, f.kind) for f in together.feed(_value(message))) == alone
     assert together.refused == one.refused
+    assert together.foreign_writes == []
     alone_engine = one.engines[0]
     for engine in together.engines:
         cmdb, whole = engine.state.cmdb, alone_engine.state.cmdb

@@ -38,7 +38,8 @@ def on_observed(
     for target in related.unlinked:
         _recheck_orphan(state, target)
     for target, ref in related.targets:
-        state.emit(Referenced(ci_id=target, ref=ref, at=event.time))
+        if _may_refer(state.cmdb.get(target), event.time):
+            state.emit(Referenced(ci_id=target, ref=ref, at=event.time))
     findings += _conflicts(state, record, now)
     return findings + refreshed(state, record, event.source, now)
 
@@ -130,6 +131,14 @@ def _dangling(
         hygiene.relation_dangling(pointing, target, [kind], now, state.cmdb.retired[target], at)
         for target, kind in targets
     ]
+
+
+def _may_refer(target: CIRecord | None, at: datetime) -> bool:
+    """Whether a relation naming ``target`` at ``at`` would change its record (as the view has
+    it): a CI never observed, named first now. Else no operation goes to its owner."""
+    if target is None:
+        return True
+    return target.first_seen is None and (target.referenced_at is None or at < target.referenced_at)
 
 
 def on_referenced(state: State, referenced: Referenced, now: datetime) -> list[Finding]:
