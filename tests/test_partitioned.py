@@ -36,7 +36,7 @@ from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.partitioned import Partitioned
 from tests.events import T0, at, observed, retired, scan_completed, to_input
 from tests.governance_helpers import incident
-from tests.test_restart_anywhere import governance, hours, suppression
+from tests.test_restart_anywhere import governance, streams, suppression
 
 POLICY = load_policy()
 PARTITIONS = ownership(4)
@@ -154,20 +154,11 @@ def discovery_event(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
     return retired(ci_type, name, environment=environment, time=when, id=f"e{step}")
 
 
-@st.composite
-def streams(draw: st.DrawFn) -> list[dict[str, Any]]:
-    when, events = T0, []
-    for step in range(draw(st.integers(min_value=1, max_value=30))):
-        when += timedelta(hours=draw(hours))
-        events.append(draw(discovery_event(step, when)))
-    return events
-
-
 GROUPINGS = st.sampled_from([[[0, 1], [2, 3]], [[0], [1], [2, 3]], [[0, 2], [1, 3]]])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events=streams(), groups=GROUPINGS)
+@given(events=streams(discovery_event), groups=GROUPINGS)
 def test_owners_exchanging_operations_judge_as_one_engine(
     events: list[dict[str, Any]], groups: list[list[int]]
 ) -> None:

@@ -11,6 +11,7 @@ id."""
 
 import json
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -127,12 +128,17 @@ def event(draw: st.DrawFn, step: int, at: Any) -> dict[str, Any]:
                           source=draw(st.sampled_from(SOURCES)), types=["host"])  # fmt: skip
 
 
+EventOf = Callable[[int, Any], st.SearchStrategy[dict[str, Any]]]
+"""An event strategy given its step (its id) and time."""
+
+
 @st.composite
-def streams(draw: st.DrawFn) -> list[dict[str, Any]]:
+def streams(draw: st.DrawFn, event_of: EventOf = event) -> list[dict[str, Any]]:
+    """Up to 30 events of ``event_of``, the clock moving on (now and then back) between them."""
     at, events = T0, []
     for step in range(draw(st.integers(min_value=1, max_value=30))):
         at += timedelta(hours=draw(hours))
-        events.append(draw(event(step, at)))
+        events.append(draw(event_of(step, at)))
     return events
 
 

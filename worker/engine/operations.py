@@ -30,11 +30,15 @@ OperationKind = Literal[
 ]  # fmt: skip
 
 
-class Referenced(BaseModel):
-    """A relation named ``ci_id`` (as ``ref``) at ``at``: if the CI was never observed, it is a
-    placeholder referenced since the earliest such naming (its phantom grace counts from then)."""
+class _Operation(BaseModel):
+    """Frozen: what the home decided does not change on its way to the owner."""
 
     model_config = ConfigDict(frozen=True)
+
+
+class Referenced(_Operation):
+    """A relation named ``ci_id`` (as ``ref``) at ``at``: if the CI was never observed, it is a
+    placeholder referenced since the earliest such naming (its phantom grace counts from then)."""
 
     kind: Literal["referenced"] = "referenced"
     ci_id: CIId
@@ -47,11 +51,9 @@ class Referenced(BaseModel):
         return self.ci_id
 
 
-class TargetRetired(BaseModel):
+class TargetRetired(_Operation):
     """``ci_id``, which ``origin`` has an edge to, was retired (at ``at``; ``retired_at`` the
     latest retirement): the edge goes, and the origin is told its relation dangles."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: Literal["target_retired"] = "target_retired"
     origin: CIId
@@ -64,23 +66,19 @@ class TargetRetired(BaseModel):
         return self.origin
 
 
-class Found(BaseModel):
+class Found(_Operation):
     """A finding about another owner's subject: its owner holds it back (a suppression) or
     records it in the subject's timeline and emits it. ``entity``: the subject's owning entity
     (``owners.owning_entity``: a lesson's subject for a lesson)."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: Literal["found"] = "found"
     entity: str
     finding: Finding
 
 
-class Filed(BaseModel):
+class Filed(_Operation):
     """A lesson applies to another owner's subject: its owner files it (numbering it in the
     subject's class of ids) or counts a recurrence."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: Literal["filed"] = "filed"
     filing: Filing
@@ -90,11 +88,9 @@ class Filed(BaseModel):
         return self.filing.subject
 
 
-class ChangeOnCI(BaseModel):
+class ChangeOnCI(_Operation):
     """A change request names ``ci_id``: the change joins the CI's recent history (which an
     incident's correlation and later changes' risk read)."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: Literal["change_on_ci"] = "change_on_ci"
     ci_id: CIId
@@ -105,11 +101,9 @@ class ChangeOnCI(BaseModel):
         return self.ci_id
 
 
-class DeployLinked(BaseModel):
+class DeployLinked(_Operation):
     """A deploy named its change (``entry.change_id``): the change's owner links them (the
     change is implementing, a rollback fails it, a first deploy uses up a merge's start)."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: Literal["deploy_linked"] = "deploy_linked"
     entry: DeployEntry
@@ -119,11 +113,9 @@ class DeployLinked(BaseModel):
         return self.entry.change_id or ""
 
 
-class LessonEdited(BaseModel):
+class LessonEdited(_Operation):
     """A person edited a lesson (``update``, at ``at``); ``subject``: the lesson's, whose owner
     numbered the lesson and keeps it (the edit arrives on the lesson id's partition)."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: Literal["lesson_edited"] = "lesson_edited"
     subject: str
@@ -135,10 +127,8 @@ class LessonEdited(BaseModel):
         return self.subject
 
 
-class Suppressed(BaseModel):
+class Suppressed(_Operation):
     """A person held back findings about ``subject`` (the CI an alias named resolved to it)."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: Literal["suppressed"] = "suppressed"
     subject: str
@@ -149,12 +139,10 @@ class Suppressed(BaseModel):
         return self.subject
 
 
-class SourceHeard(BaseModel):
+class SourceHeard(_Operation):
     """A source that was silent, or whose silence fell due unticked, reported at ``at`` (its
     last report before: ``previous``): the owner of its name decides the silence, if it had
     not yet, and the recovery."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: Literal["source_heard"] = "source_heard"
     source: str
@@ -166,10 +154,8 @@ class SourceHeard(BaseModel):
         return self.source
 
 
-class Unverified(BaseModel):
+class Unverified(_Operation):
     """Every source vouching for ``ci_id`` is silent: it is not judged stale meanwhile."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: Literal["unverified"] = "unverified"
     ci_id: CIId
@@ -179,11 +165,9 @@ class Unverified(BaseModel):
         return self.ci_id
 
 
-class Reverified(BaseModel):
+class Reverified(_Operation):
     """A source vouching for ``ci_id`` recovered (its report at ``since``): the CI is judged
     again, its staleness counted from then."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: Literal["reverified"] = "reverified"
     ci_id: CIId
