@@ -18,8 +18,9 @@ neither a redelivery nor a restart counts anything twice.
   the incident's CI.
 
 Each event adds to its owner partition's totals for the team (``dora_team/<owner>/<team>``, the
-partition of ``ownership.home_key``), so an owner writes only its own keys; ``teams.by_team`` sums
-them.
+partition of ``ownership.home_key``; a change a deploy fails counts in the change's partition, as
+its owner links them: ``on_deploy_linked``), so an owner writes only its own keys;
+``teams.by_team`` sums them.
 """
 
 from collections.abc import Callable
@@ -62,8 +63,7 @@ def counting_failures(handler: Handler) -> Handler:
         failed_before = _failed(state.changes.get(payload.change_id or ""))
         findings = handler(state, event, payload, now)
         change = state.changes.get(payload.change_id or "")
-        if change is not None and _failed(change) and not failed_before:
-            totals(state, _change_team(state, change), home_key(event)).change_failures += 1
+        _count_if_failed(state, change, failed_before, home_key(event))
         return findings
 
     return counted
@@ -74,6 +74,14 @@ def _change_team(state: State, change: ChangeRecord) -> str | None:
     the team its deploys count for, so failures and deployments divide like by like."""
     services = change.deployed_services or [ref.ci_id for ref in change.request.cis]
     return owner_of(state, next(iter(services), None)) or change.request.owner
+
+
+def _count_if_failed(
+    state: State, change: ChangeRecord | None, failed_before: bool, home: str | None
+) -> None:
+    """A change that has just failed counts once, for its team, in ``home``'s partition."""
+    if change is not None and _failed(change) and not failed_before:
+        totals(state, _change_team(state, change), home).change_failures += 1
 
 
 def _failed(change: ChangeRecord | None) -> bool:
@@ -109,8 +117,7 @@ def on_deploy_linked(state: State, linked: DeployLinked, now: datetime) -> list[
         return []
     failed_before = _failed(change)
     findings = governance.link(state, entry, change, now)
-    if _failed(change) and not failed_before:
-        totals(state, _change_team(state, change), change.id).change_failures += 1
+    _count_if_failed(state, change, failed_before, change.id)
     return findings
 
 

@@ -10,7 +10,10 @@ Every report raises the source's ``SourceReport`` partial of the owner partition
 belongs to (``ownership.home_key``: a CI's, or for a scan the source's own), so each owner
 writes only its own keys; the source's record (``SourceHealth``) is written only when it falls
 silent or recovers. The source's last report is the latest of its partials: read back in any
-order, they give the same (``restore_health``, ``restore_report``).
+order, they give the same (``restore_health``, ``restore_report``). The silence and the
+recovery are judged by the owner of the source's name (a report from a silent or overdue source
+goes to it: ``on_source_heard``), their flags put on each CI by its owner (``on_unverified``,
+``on_reverified``).
 """
 
 from datetime import datetime
