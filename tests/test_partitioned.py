@@ -158,15 +158,16 @@ GROUPINGS = st.sampled_from([[[0, 1], [2, 3]], [[0], [1], [2, 3]], [[0, 2], [1, 
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events=streams(discovery_event), groups=GROUPINGS)
+@given(events=streams(discovery_event), groups=GROUPINGS, deliveries=st.sampled_from([1, 2]))
 def test_owners_exchanging_operations_judge_as_one_engine(
-    events: list[dict[str, Any]], groups: list[list[int]]
+    events: list[dict[str, Any]], groups: list[list[int]], deliveries: int
 ) -> None:
     """Each event causes the same findings (ids and kinds) on its owners as on one engine (and
     the same events are refused), every owner writes only its own keys, and each owner's view
-    ends holding the same graph and the same state in every store."""
+    ends holding the same graph and the same state in every store; each operation delivered
+    twice changes nothing more."""
     one = Partitioned(POLICY, PARTITIONS, [[0, 1, 2, 3]])
-    together = Partitioned(POLICY, PARTITIONS, groups)
+    together = Partitioned(POLICY, PARTITIONS, groups, deliveries)
     for message in events:
         alone = sorted((f.id, f.kind) for f in one.feed(_value(message)))
         assert sorted((f.id, f.kind) for f in together.feed(_value(message))) == alone

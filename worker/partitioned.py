@@ -29,8 +29,12 @@ from cmdb_worker.worker.engine.ownership import Ownership, home_key
 class Partitioned:
     """``len(groups)`` engines, engine ``i`` owning the partitions in ``groups[i]``."""
 
-    def __init__(self, policy: Policy, ownership: Ownership, groups: list[list[int]]) -> None:
+    def __init__(
+        self, policy: Policy, ownership: Ownership, groups: list[list[int]], deliveries: int = 1
+    ) -> None:
         self.ownership = ownership
+        self.deliveries = deliveries
+        """How often each operation is delivered: a redelivery must change nothing."""
         self.engines = [Engine(policy, ownership.owning(group)) for group in groups]
         self.views = [changelog.Restoring(engine) for engine in self.engines]
         for view in self.views:
@@ -83,7 +87,9 @@ class Partitioned:
         for engine in self.engines:
             for operation in engine.take_outgoing():
                 self.operations[operation.kind] += 1
-                findings += self.owner_of(operation.entity).receive(operation, now)
+                owner = self.owner_of(operation.entity)
+                for _ in range(self.deliveries):
+                    findings += owner.receive(operation, now)
         return findings
 
     def _exchange(self) -> bool:

@@ -101,6 +101,8 @@ class Engine:
         self.applied = AppliedEvents(policy.idempotence.remember_events_for)
         self.suppressed: Counter[str] = Counter()
         self.outgoing: list[Operation] = []
+        self._cause = ""
+        """The identity of what is being applied: what the operations it hands over came from."""
 
     def apply(self, event: InputEvent, now: datetime) -> list[Finding] | None:
         """Apply ``event`` as of ``now``, then fire the deadlines due; None if an event with its
@@ -114,6 +116,7 @@ class Engine:
         key = identity_key(event.identity)
         if key in self.applied:
             return None
+        self._cause = key
         handled = HANDLERS[type(event.payload)](self.state, event, event.payload, now)
         handled += self._operate(now)
         findings = [finding.traced(event.extensions) for finding in handled]
@@ -138,11 +141,18 @@ class Engine:
         key, kind = due
         if not owners.fires(self.state, key, kind):
             return []
+        self._cause = _digest(kind, key, now.isoformat())
         findings = DEADLINE_HANDLERS[kind](self.state, key, kind, now) + self._operate(now)
         return self._unsuppressed(findings, now)
 
     def receive(self, operation: Operation, now: datetime) -> list[Finding]:
-        """Apply an operation another owner sent about an entity this engine owns."""
+        """Apply an operation another owner sent about an entity this engine owns, once: one
+        delivered again (same cause and fields) changes nothing."""
+        key = _digest(operation.model_dump_json())
+        if key in self.applied:
+            return []
+        self.applied.remember(key, now)
+        self._cause = key
         self.state.emit(operation)
         return self._unsuppressed(self._operate(now), now)
 
@@ -159,7 +169,7 @@ class Engine:
             if self.state.ownership.owns(operation.entity):
                 findings += OPERATION_HANDLERS[operation.kind](self.state, operation, now)
             else:
-                self.outgoing.append(operation)
+                self.outgoing.append(operation.model_copy(update={"cause": self._cause}))
         return findings
 
     def _unsuppressed(self, findings: list[Finding], now: datetime) -> list[Finding]:
@@ -169,7 +179,7 @@ class Engine:
         for finding in findings:
             subject = owners.owning_entity(self.state, TIMELINE, finding.subject)
             if not self.state.ownership.owns(subject):
-                self.outgoing.append(Found(entity=subject, finding=finding))
+                self.outgoing.append(Found(entity=subject, finding=finding, cause=self._cause))
                 continue
             held = suppressions.hold(self.state, finding, now)
             history.record(self.state, finding, held, now)
@@ -190,4 +200,8 @@ class Engine:
 
 def identity_key(identity: EventIdentity) -> str:
     """A short, stable digest of an event identity: what the engine and changelog remember."""
-    return hashlib.blake2b("\x1f".join(identity).encode(), digest_size=12).hexdigest()
+    return _digest(*identity)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=12).hexdigest()

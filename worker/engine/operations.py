@@ -6,7 +6,8 @@ such an entity; they emit an operation on it (``State.emit``), which the engine 
 when it owns the entity (always, with one owner: ``replay``, the active/standby ``run``) and
 otherwise hands over for the entity's owner (``Engine.take_outgoing``), which applies it to what
 it holds (``Engine.receive``). The owner decides there, against its own record, so an operation
-says what happened, not what to write, and applying it twice changes nothing.
+says what happened, not what to write; the owner applies each once, by its identity
+(``cause`` and its fields), so a redelivery changes nothing.
 
 Step 3 of docs/architecture.md ("Partitioned judgement") lists the cross-partition writes still
 to become operations; this module is where each one's model goes.
@@ -34,6 +35,11 @@ class _Operation(BaseModel):
     """Frozen: what the home decided does not change on its way to the owner."""
 
     model_config = ConfigDict(frozen=True)
+
+    cause: str = ""
+    """What decided it (an event's identity, a deadline's firing, an operation received), set
+    when it is handed over: with its own fields, the identity under which the owner applies it
+    once (``Engine.receive``), however often it is delivered."""
 
 
 class Referenced(_Operation):
