@@ -56,9 +56,10 @@ def host_sighting(draw: st.DrawFn, step: int, at: Any) -> dict[str, Any]:
 
 @st.composite
 def service_sighting(draw: st.DrawFn, step: int, at: Any) -> dict[str, Any]:
-    targets = draw(st.lists(st.sampled_from(HOSTS), max_size=2, unique=True))
+    named = [f"host/{host}" for host in HOSTS] + [f"service/{s}@prod" for s in SERVICES]
+    targets = draw(st.lists(st.sampled_from(named), max_size=2, unique=True))
     return observed(draw(st.sampled_from(SERVICES)), time=at, id=f"e{step}", owner="team-a",
-                    relations=[("runs_on", f"host/{target}") for target in targets],
+                    relations=[("runs_on", target) for target in targets],
                     complete=draw(st.booleans()))  # fmt: skip
 
 
