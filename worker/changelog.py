@@ -47,6 +47,7 @@ from cmdb_worker.worker.engine.edge_history import EDGES_EXPIRE
 from cmdb_worker.worker.engine.identities import AppliedEvents, IdentityBatch
 from cmdb_worker.worker.engine.open_changes import OpenChanges
 from cmdb_worker.worker.engine.state import (
+    APPLIED_EVENTS,
     CHANGE,
     DORA_TEAM,
     EDGE_HISTORY,
@@ -65,7 +66,7 @@ from cmdb_worker.worker.engine.state import (
 )
 
 Entry = tuple[str, bytes | None]
-CI_PREFIX, EVENTS_PREFIX, LESSON_PREFIX = "ci/", "events/", "lesson/"
+CI_PREFIX, EVENTS_PREFIX, LESSON_PREFIX = "ci/", f"{APPLIED_EVENTS}/", "lesson/"
 MODEL_STORES: dict[str, tuple[str, type[BaseModel]]] = {
     CHANGE: ("changes", ChangeRecord),
     INCIDENT: ("incidents", IncidentRecord),

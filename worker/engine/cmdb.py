@@ -348,9 +348,7 @@ class Cmdb:
         """A relation named ``ci_id`` (as ``ref``) at ``at``: a CI never observed gets a
         placeholder record, referenced since the earliest naming."""
         record = self._record_for(ci_id, ref)
-        if record.first_seen is None and (
-            record.referenced_at is None or at < record.referenced_at
-        ):
+        if newly_referenced(record, at):
             record.referenced_at = at
             self.dirty.add(ci_id)
         return record
@@ -429,6 +427,12 @@ class Cmdb:
 
     def has_relations(self, ci_id: CIId) -> bool:
         return bool(self.graph.degree(ci_id))
+
+
+def newly_referenced(record: CIRecord, at: datetime) -> bool:
+    """Whether a relation naming the CI at ``at`` changes its record: never observed, and
+    named no earlier."""
+    return record.first_seen is None and (record.referenced_at is None or at < record.referenced_at)
 
 
 def _indexed(record: CIRecord) -> tuple[object, ...]:

@@ -7,6 +7,7 @@ from cmdb_worker.schemas.events import CIObserved, CIRetired, InputEvent, ScanCo
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
+from cmdb_worker.worker.engine.cmdb import newly_referenced
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.operations import Referenced, TargetRetired
 from cmdb_worker.worker.engine.state import State
@@ -38,7 +39,8 @@ def on_observed(
     for target in related.unlinked:
         _recheck_orphan(state, target)
     for target, ref in related.targets:
-        if _may_refer(state.cmdb.get(target), event.time):
+        known = state.cmdb.get(target)  # as this engine's view has it: else nothing to send
+        if known is None or newly_referenced(known, event.time):
             state.emit(Referenced(ci_id=target, ref=ref, at=event.time))
     findings += _conflicts(state, record, now)
     return findings + refreshed(state, record, event.source, now)
@@ -131,14 +133,6 @@ def _dangling(
         hygiene.relation_dangling(pointing, target, [kind], now, state.cmdb.retired[target], at)
         for target, kind in targets
     ]
-
-
-def _may_refer(target: CIRecord | None, at: datetime) -> bool:
-    """Whether a relation naming ``target`` at ``at`` would change its record (as the view has
-    it): a CI never observed, named first now. Else no operation goes to its owner."""
-    if target is None:
-        return True
-    return target.first_seen is None and (target.referenced_at is None or at < target.referenced_at)
 
 
 def on_referenced(state: State, referenced: Referenced, now: datetime) -> list[Finding]:

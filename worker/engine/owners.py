@@ -14,6 +14,7 @@ from cmdb_worker.worker.engine import discovery, history, lessons, sources, supp
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.edge_history import EDGES_EXPIRE
 from cmdb_worker.worker.engine.state import (
+    APPLIED_EVENTS,
     DORA_TEAM,
     INCIDENT,
     LESSON,
@@ -25,7 +26,6 @@ from cmdb_worker.worker.engine.state import (
     State,
 )
 
-EVENTS = "events"
 OWNER_KEYED = frozenset({SOURCE_REPORT, DORA_TEAM, TEAM_OUTCOMES, TEAM_HISTORY})
 """Kinds kept per owner partition, their keys ``<owner>/<name>``."""
 LESSON_KEYED = frozenset({LESSON, LESSON_OVERDUE, TIMELINE})
@@ -44,7 +44,7 @@ def owning_entity(state: State, kind: str, entity_id: str) -> str:
 def key_owner(state: State, kind: str, entity_id: str) -> int | None:
     """The owner partition that writes ``<kind>/<entity_id>``; None: whoever applied the events
     (an applied-identities batch)."""
-    if kind == EVENTS:
+    if kind == APPLIED_EVENTS:
         return None
     if kind in OWNER_KEYED:
         return int(entity_id.partition("/")[0])

@@ -27,6 +27,8 @@ TEAM_OUTCOMES = "team_outcomes"
 TEAM_HISTORY = "team_history"
 DORA_TEAM, MERGED_CHANGE = "dora_team", "merged_change"
 TIMELINE, EDGE_HISTORY = "timeline", "edge_history"
+APPLIED_EVENTS = "events"
+"""Kind of the changelog's batches of applied event (and operation) identities."""
 
 
 @dataclass
