@@ -1,17 +1,18 @@
 """Partitioned judgement's engine half (``engine.operations``, ``engine.owners``): owners of a
 stream's partitions, each writing only its own keys and firing only its own deadlines, judge
-as one engine does when what crosses partitions travels as operations (``tests.partitioned``:
+as one engine does when what crosses partitions travels as operations (``worker.partitioned``:
 a global view without lag).
 
-So far these are operations: a relation's reference to its target, a retirement's edges from
-other owners' CIs, and a finding about another owner's subject. The streams here are discovery
-reports with relations (among themselves and to CIs never observed), retirements and completed
-scans. What is not an operation yet is left out of them: strong-identifier merges and source
-silence (docs/architecture.md, step 3).
+The streams are discovery reports with relations (among themselves and to CIs never observed)
+and strong identifiers (two names of one CI, on two owners, merge; later events may name the
+merged-away id), retirements, completed scans, suppressions and governance events, under the
+packaged policy (sources fall silent and recover).
 """
 
+import contextlib
 import json
 from datetime import UTC, timedelta
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -20,30 +21,39 @@ from hypothesis import strategies as st
 from cmdb_worker.rules.hygiene import relation_dangling
 from cmdb_worker.rules.policy import load_policy
 from cmdb_worker.schemas.ci import CIRef
+from cmdb_worker.schemas.decode import InvalidEvent, decode
+from cmdb_worker.schemas.events import InputEvent
 from cmdb_worker.worker import changelog
 from cmdb_worker.worker.engine import apply, owners
 from cmdb_worker.worker.engine.apply import Engine
 from cmdb_worker.worker.engine.discovery import PHANTOM
 from cmdb_worker.worker.engine.operations import (
     OPERATION,
+    PAYLOADS,
     Found,
+    MergedAway,
     Operation,
     OperationKind,
     Referenced,
+    Rehomed,
+    TargetMerged,
     TargetRetired,
 )
 from cmdb_worker.worker.kafka_clients import ownership
 from cmdb_worker.worker.partitioned import Partitioned
-from tests.events import T0, at, observed, retired, scan_completed, to_input
+from tests.cdevents_samples import ALL_KINDS, cdevent
+from tests.events import T0, at, cloudevent, iso, observed, retired, scan_completed, to_input
 from tests.governance_helpers import incident
 from tests.test_restart_anywhere import governance, streams, suppression
 
 POLICY = load_policy()
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PARTITIONS = ownership(4)
 HOSTS = [f"h{n}" for n in range(4)]
 SERVICES = [f"s{n}" for n in range(4)]
 NEVER_OBSERVED = ["host/ghost", "database/pg@prod"]
 SOURCES = ["/discovery/vmware", "/discovery/k8s"]
+STRONG_IDENTIFIERS = [{"serial_number": "SN0"}, {"serial_number": "SN1"}, {"fqdn": "a.example.com"}]
 GOVERNANCE = ["request", "update", "deploy", "merged", "incident", "lesson"]
 """Change requests and updates, deploys (naming a change or not), merges, incidents and
 people's edits of lessons."""
@@ -104,6 +114,10 @@ operations = st.one_of(
                                                        retired_at=at_), ci_ids, ci_ids, moments),
     st.builds(lambda origin, target, at_: Found(entity=origin, finding=relation_dangling(
         origin, target, ["runs_on"], at_, at_)), ci_ids, ci_ids, moments),
+    st.builds(lambda gone, kept, at_: MergedAway(ci_id=gone, into=kept, at=at_), ci_ids, ci_ids,
+              moments),
+    st.builds(lambda origin, gone, kept, at_: TargetMerged(
+        origin=origin, ci_id=gone, into=kept, at=at_), ci_ids, ci_ids, ci_ids, moments),
 )  # fmt: skip
 
 
@@ -113,19 +127,110 @@ def test_an_operation_reads_back_from_its_own_fields(operation: Operation) -> No
     assert OPERATION.validate_json(operation.model_dump_json()) == operation
 
 
+def _every_kind_of_event() -> list[InputEvent]:
+    """The sample week's events that decode, every CDEvent kind in both forms, a suppression."""
+    lines = (EXAMPLES / "events.jsonl").read_text().splitlines()
+    values = [line.encode() for line in lines if line.strip()]
+    values += [_value(cdevent(kind, form)) for kind in ALL_KINDS for form in ("0.4", "0.5+")]
+    held = {
+        "subject": "host/h0",
+        "kinds": ["ci_stale"],
+        "reason": "migration",
+        "by": "alice",
+        "until": iso(at(days=3)),
+    }
+    values.append(_value(cloudevent("cmdb.suppression.set", held, id="s1", source="/people/alice")))
+    decoded = []
+    for value in values:
+        with contextlib.suppress(InvalidEvent):
+            decoded.append(decode(value))
+    return decoded
+
+
+def test_a_rehomed_event_reads_back_as_it_was_whatever_its_kind() -> None:
+    """An event forwarded to its CI's owner (an operation, on a topic) is judged as it arrived:
+    the same event, its payload carrying the same fields (a partial update stays partial)."""
+    events = _every_kind_of_event()
+    assert {type(event.payload).__name__ for event in events} == set(PAYLOADS)
+    for event in events:
+        sent = Rehomed.of(event, "service/cart@prod").model_dump_json()
+        received = OPERATION.validate_python(json.loads(sent))
+        assert isinstance(received, Rehomed)
+        back = received.event()
+        assert back == event
+        assert back.payload.model_dump(exclude_unset=True) == event.payload.model_dump(
+            exclude_unset=True
+        )
+
+
+def _two_names_on_two_owners(owners_: Partitioned) -> tuple[str, str]:
+    """Two hosts whose ids the two owners hold one each."""
+    return next(
+        (f"host/{a}", f"host/{b}") for a in HOSTS for b in HOSTS
+        if owners_.owner_of(f"host/{a}") is not owners_.owner_of(f"host/{b}")
+    )  # fmt: skip
+
+
+def test_two_names_of_one_ci_on_two_owners_end_as_one_ci_each_owner_writing_its_own() -> None:
+    """The second name's sighting, carrying the first's fqdn, is judged by the first's owner
+    (rehomed), which writes the survivor; the second name's owner writes its tombstone."""
+    owners_ = _two_owners()
+    first, second = _two_names_on_two_owners(owners_)
+    fqdn = {"fqdn": "db1.example.com"}
+    owners_.feed(_value(observed(first.split("/")[1], ci_type="host", environment=None,
+                                 identifiers=fqdn, time=T0, id="e1")))  # fmt: skip
+    owners_.feed(_value(observed(second.split("/")[1], ci_type="host", environment=None,
+                                 time=T0, id="e2", source="/discovery/k8s")))  # fmt: skip
+    merged = owners_.feed(_value(observed(second.split("/")[1], ci_type="host", environment=None,
+                                          identifiers=fqdn, time=at(hours=1), id="e3",
+                                          source="/discovery/k8s")))  # fmt: skip
+    assert [(f.kind, f.subject) for f in merged] == [("ci_duplicate_merged", first)]
+    assert owners_.operations == {"rehomed": 1, "merged_away": 1}
+    assert owners_.foreign_writes == []
+    for engine in owners_.engines:
+        assert [record.id for record in engine.state.cmdb.records()] == [first]
+        record = engine.state.cmdb.get(second)
+        assert record is not None and record.id == first and second in record.aliases
+        assert set(record.seen_by) == {"/discovery/a", "/discovery/k8s"}  # both names' sources
+
+
+def test_an_edge_to_a_merged_away_ci_is_moved_by_its_origins_owner() -> None:
+    """A service another owner than the survivor's holds points at the merged-away name: the
+    survivor's owner moves the edge in its copy, the service's owner writes it."""
+    owners_ = _two_owners()
+    first, second = _two_names_on_two_owners(owners_)
+    survivor = owners_.owner_of(first)
+    service = next(f"service/{s}@prod" for s in SERVICES
+                   if owners_.owner_of(f"service/{s}@prod") is not survivor)  # fmt: skip
+    host = {"ci_type": "host", "environment": None}
+    owners_.feed(_value(observed(second.split("/")[1], time=T0, id="e1", **host)))
+    owners_.feed(_value(observed(service.split("/")[1].split("@")[0], time=T0, id="e2",
+                                 owner="team-a", relations=[("runs_on", second)])))  # fmt: skip
+    serial = {"serial_number": "SN9"}
+    owners_.feed(_value(observed(first.split("/")[1], time=T0, id="e3", identifiers=serial,
+                                 **host)))  # fmt: skip
+    owners_.feed(_value(observed(second.split("/")[1], time=at(hours=1), id="e4",
+                                 identifiers=serial, **host)))  # fmt: skip
+    assert owners_.operations["target_merged"] == 1 and owners_.foreign_writes == []
+    for engine in owners_.engines:
+        assert list(engine.state.cmdb.graph.edges) == [(service, first)]
+
+
 @st.composite
 def sighting(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
-    """A host, or a service with relations to hosts, services and CIs never observed."""
+    """A host, or a service with relations to hosts, services and CIs never observed; either
+    may carry a strong identifier another CI has (a merge: later events may name the alias)."""
     source = draw(st.sampled_from(SOURCES))
+    identifier = draw(st.sampled_from([{}, {}, *STRONG_IDENTIFIERS]))
     if draw(st.booleans()):
         return observed(draw(st.sampled_from(HOSTS)), ci_type="host", environment=None,
-                        time=when, id=f"e{step}", source=source,
+                        time=when, id=f"e{step}", source=source, identifiers=identifier,
                         owner=draw(st.sampled_from([None, "team-infra"])))  # fmt: skip
     targets = [f"host/{h}" for h in HOSTS] + [f"service/{s}@prod" for s in SERVICES]
     named = draw(st.lists(st.sampled_from(targets + NEVER_OBSERVED), max_size=3, unique=True))
     return observed(draw(st.sampled_from(SERVICES)), time=when, id=f"e{step}", source=source,
                     owner="team-a", relations=[("depends_on", t) for t in named],
-                    complete=draw(st.booleans()))  # fmt: skip
+                    complete=draw(st.booleans()), identifiers=identifier)  # fmt: skip
 
 
 @st.composite

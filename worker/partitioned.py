@@ -8,9 +8,10 @@ until nothing moves: every operation handed over is received by its entity's own
 changelog record an engine writes is put into every other engine's view (a ``Restoring`` kept
 armed, as a standby tails ``cmdb.state``), and the deadlines due fire one at a time in their
 common order, whichever engine holds them, as the wall clock would have them fall due one
-after another. Each record should be of a key its writer owns (``owners.key_owner``): that is
-what partitioned ownership promises; ``foreign_writes`` lists those that are not (what is not
-an operation yet: a strong-identifier merge across owners).
+after another. An event whose CI another owner holds (an alias, a strong identifier) is
+forwarded whole to it by its home (``Rehomed``). Each record should be of a key its writer owns
+(``owners.key_owner``): that is what partitioned ownership promises; ``foreign_writes`` lists
+those that are not.
 """
 
 from collections import Counter
@@ -83,13 +84,16 @@ class Partitioned:
             findings += earliest.fire_next(now) or []
 
     def _received(self, now: datetime) -> list[Finding]:
+        """Deliver the operations handed over so far (each after its sender's records, which
+        ``_exchange`` put in every view); those applying them hands over wait for the next
+        exchange."""
         findings: list[Finding] = []
-        for engine in self.engines:
-            for operation in engine.take_outgoing():
-                self.operations[operation.kind] += 1
-                owner = self.owner_of(operation.entity)
-                for _ in range(self.deliveries):
-                    findings += owner.receive(operation, now)
+        handed = [operation for engine in self.engines for operation in engine.take_outgoing()]
+        for operation in handed:
+            self.operations[operation.kind] += 1
+            owner = self.owner_of(operation.entity)
+            for _ in range(self.deliveries):
+                findings += owner.receive(operation, now)
         return findings
 
     def _exchange(self) -> bool:

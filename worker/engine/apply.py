@@ -37,7 +37,7 @@ from cmdb_worker.worker.engine import (
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.edge_history import EDGES_EXPIRE
 from cmdb_worker.worker.engine.identities import AppliedEvents
-from cmdb_worker.worker.engine.operations import Found, Operation, OperationKind
+from cmdb_worker.worker.engine.operations import Found, Operation, OperationKind, Rehomed
 from cmdb_worker.worker.engine.ownership import ONE_OWNER, Ownership
 from cmdb_worker.worker.engine.state import TIMELINE, State
 
@@ -76,6 +76,19 @@ DEADLINE_HANDLERS: dict[DeadlineKind, DeadlineHandler] = {
 }
 
 
+def _judged_at(state: State, event: InputEvent, home: str, now: datetime) -> list[Finding]:
+    """Apply ``event`` on the owner of ``home``, the entity it belongs to."""
+    state.home = home
+    return HANDLERS[type(event.payload)](state, event, event.payload, now)
+
+
+def _rehomed(state: State, rehomed: Rehomed, now: datetime) -> list[Finding]:
+    """An event another owner's partition received about a CI this engine owns."""
+    event = rehomed.event()
+    findings = _judged_at(state, event, rehomed.entity, now)
+    return [finding.traced(event.extensions) for finding in findings]
+
+
 OperationHandler = Callable[[State, Any, datetime], list[Finding]]
 OPERATION_HANDLERS: dict[OperationKind, OperationHandler] = {
     "referenced": discovery.on_referenced,
@@ -89,6 +102,9 @@ OPERATION_HANDLERS: dict[OperationKind, OperationHandler] = {
     "source_heard": sources.on_source_heard,
     "unverified": sources.on_unverified,
     "reverified": sources.on_reverified,
+    "merged_away": discovery.on_merged_away,
+    "target_merged": discovery.on_target_merged,
+    "rehomed": _rehomed,
 }
 
 
@@ -117,7 +133,12 @@ class Engine:
         if key in self.applied:
             return None
         self._cause = key
-        handled = HANDLERS[type(event.payload)](self.state, event, event.payload, now)
+        home = owners.judged_at(self.state, event)
+        if self.state.ownership.owns(home):
+            handled = _judged_at(self.state, event, home, now)
+        else:
+            self.state.emit(Rehomed.of(event, home))
+            handled = []
         handled += self._operate(now)
         findings = [finding.traced(event.extensions) for finding in handled]
         self.applied.remember(key, now)

@@ -5,7 +5,7 @@ to the sources that report it and when, so ``relations_complete`` can drop one s
 """
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,17 @@ class Related:
 
 
 @dataclass
+class Merge:
+    """One CI merged into another: ``gone`` into ``kept``, the edges of ``pointing`` moved."""
+
+    kept: CIId
+    gone: CIId
+    pointing: list[CIId] = field(default_factory=list)
+    """CIs whose edge to ``gone`` now points at ``kept``: their owners write them
+    (``move_in_edge``), as ``gone``'s owner writes it (``merged_away``)."""
+
+
+@dataclass
 class Retirement:
     ci_id: CIId
     pointing: list[CIId] = field(default_factory=list)
@@ -67,6 +78,8 @@ class Cmdb:
         self.aliases: ClaimedIndex[CIId] = ClaimedIndex()
         self.strong_ids: ClaimedIndex[StrongKey] = ClaimedIndex()
         self.retired: dict[CIId, datetime] = {}
+        self.merges: list[Merge] = []
+        """The merges since the last ``take_merges``."""
         self.retired_aliases: dict[CIId, frozenset[CIId]] = {}
         """Ids merged into a retired CI: they still resolve to it (a late sighting under one is
         dropped as the CI's would be), and its record takes them back if it is observed again."""
@@ -161,9 +174,16 @@ class Cmdb:
         if any_ranking is not None:
             _rank_attributes(record, any_ranking)
 
+    def landing(self, observed: ObservedCI) -> CIId:
+        """The CI an observation of ``observed`` lands on: the first other CI holding one of its
+        strong identifiers, else the one its id names (resolved)."""
+        reported = self.resolve(observed.ci_id)
+        holders = self._holders(observed, reported)
+        return holders[0] if holders else _interned_id(reported)
+
     def _identify(self, observed: ObservedCI, at: datetime) -> tuple[CIId, list[CIId]]:
         reported = self.resolve(observed.ci_id)
-        holders = [h for h in self._holders(observed) if h != reported and h in self.graph]
+        holders = self._holders(observed, reported)
         if not holders:
             return _interned_id(reported), []
         kept = holders[0]
@@ -172,9 +192,11 @@ class Cmdb:
             self._merge(kept, duplicate, at)
         return kept, merged
 
-    def _holders(self, observed: ObservedCI) -> list[CIId]:
+    def _holders(self, observed: ObservedCI, reported: CIId) -> list[CIId]:
+        """The CIs other than ``reported`` holding one of the observation's strong identifiers."""
         keys = _strong_keys(observed.type, observed.identifiers, self.strong_identifiers)
-        return list(dict.fromkeys(self.strong_ids[key] for key in keys if key in self.strong_ids))
+        holders = dict.fromkeys(self.strong_ids[key] for key in keys if key in self.strong_ids)
+        return [holder for holder in holders if holder != reported and holder in self.graph]
 
     def _record_for(self, ci_id: CIId, ref: CIRef) -> CIRecord:
         node = self.graph.nodes.get(ci_id)
@@ -281,6 +303,7 @@ class Cmdb:
             self.aliases.update(dict.fromkeys(carried, kept))
             record: CIRecord = self.graph.nodes[kept]["ci"]
             record.aliases = record.aliases | {duplicate} | carried
+            self.merges.append(Merge(kept, duplicate))
             return
         gone: CIRecord = self.graph.nodes[duplicate]["ci"]
         target: CIRecord = self.graph.nodes[kept]["ci"]
@@ -293,19 +316,64 @@ class Cmdb:
             self.by_source.setdefault(source, set()).add(kept)
         for alias in gone.aliases:
             self.aliases[alias] = kept
-        self._move_edges(duplicate, kept, at)
+        self._move_out_edges(duplicate, kept, at)
+        pointing = list(self.graph.predecessors(duplicate))
+        for origin in pointing:
+            self.move_in_edge(origin, duplicate, kept, at)
         self.graph.remove_node(duplicate)
+        self.merges.append(Merge(kept, duplicate, pointing))
 
-    def _move_edges(self, old: CIId, new: CIId, at: datetime) -> None:
+    def _move_out_edges(self, old: CIId, new: CIId, at: datetime) -> None:
         for _, target, data in list(self.graph.out_edges(old, data=True)):
             self._remove_edge(old, target, at)
             if target != new:
                 _merge_edge_data(self._edge(new, target, at), data)
-        for origin, _, data in list(self.graph.in_edges(old, data=True)):
-            self._remove_edge(origin, old, at)
-            if origin != new:
-                _merge_edge_data(self._edge(origin, new, at), data)
-                self.dirty.add(origin)
+
+    def take_merges(self) -> list[Merge]:
+        taken, self.merges = self.merges, []
+        return taken
+
+    def move_in_edge(self, origin: CIId, gone: CIId, kept: CIId, at: datetime) -> None:
+        """``origin``'s edge to ``gone``, merged into ``kept``, now points at ``kept``."""
+        if not self.graph.has_edge(origin, gone):
+            return  # moved already
+        data = self.graph.edges[origin, gone]
+        self._remove_edge(origin, gone, at)
+        if origin != kept:
+            _merge_edge_data(self._edge(origin, kept, at), data)
+        self.dirty.add(origin)
+        self._drop_if_bare(gone)
+
+    def merged_away(self, gone: CIId, kept: CIId, at: datetime) -> list[CIId]:
+        """``gone`` was merged into ``kept`` (by ``kept``'s owner, which wrote ``kept``): as
+        ``gone``'s owner, withdraw its own value (its record, outgoing edges and retirement),
+        leaving the edges other CIs have to it to their owners (``move_in_edge``). Returns the
+        CIs ``gone`` pointed at."""
+        self.aliases[gone] = kept
+        self.dirty.add(gone)
+        self.retired.pop(gone, None)
+        for alias in self.retired_aliases.pop(gone, frozenset()):
+            self.aliases[alias] = kept
+        node = self.graph.nodes.get(gone)
+        if node is None or "ci" not in node:
+            return []
+        targets = list(self.graph.successors(gone))
+        for target in targets:  # while its first sighting is known
+            self._remove_edge(gone, target, at)
+            self._drop_if_bare(target)
+        record: CIRecord = node.pop("ci")
+        self._unindex(record)
+        for alias in record.aliases:
+            self.aliases[alias] = kept
+        self._drop_if_bare(gone)
+        return targets
+
+    def leave_to_owners(self, ci_ids: Iterable[CIId]) -> None:
+        """This engine changed its copy of ``ci_ids``, other owners' CIs: their owners write
+        them (told by an operation), so its changelog does not."""
+        for ci_id in ci_ids:
+            self.dirty.discard(ci_id)
+            self.edge_history.dirty.discard(ci_id)
 
     def _edge(self, origin: CIId, target: CIId, at: datetime) -> EdgeData:
         """The edge's data, the edge added (and its appearance at ``at`` noted) if new."""

@@ -9,7 +9,12 @@ from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
 from cmdb_worker.worker.engine.cmdb import newly_referenced
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
-from cmdb_worker.worker.engine.operations import Referenced, TargetRetired
+from cmdb_worker.worker.engine.operations import (
+    MergedAway,
+    Referenced,
+    TargetMerged,
+    TargetRetired,
+)
 from cmdb_worker.worker.engine.state import State
 
 DISCOVERY_REPORT = "cmdb.ci.observed"
@@ -29,6 +34,7 @@ def on_observed(
         return []
     record = state.cmdb.get(observation.ci_id)
     assert record is not None
+    _hand_over_merges(state, event.time)
     findings = [
         hygiene.ci_duplicate_merged(record, merged, payload.ci.identifiers, now, event.source)
         for merged in observation.merged
@@ -44,6 +50,31 @@ def on_observed(
             state.emit(Referenced(ci_id=target, ref=ref, at=event.time))
     findings += _conflicts(state, record, now)
     return findings + refreshed(state, record, event.source, now)
+
+
+def _hand_over_merges(state: State, at: datetime) -> None:
+    """A merge changed this engine's copies of the merged-away CI and of the CIs pointing at it:
+    each is its owner's to write, told by an operation (applied at once when owned here)."""
+    for merge in state.cmdb.take_merges():
+        state.emit(MergedAway(ci_id=merge.gone, into=merge.kept, at=at))
+        for origin in merge.pointing:
+            state.emit(TargetMerged(origin=origin, ci_id=merge.gone, into=merge.kept, at=at))
+        touched = (merge.gone, *merge.pointing)
+        state.cmdb.leave_to_owners(ci for ci in touched if not state.ownership.owns(ci))
+
+
+def on_merged_away(state: State, merged: MergedAway, now: datetime) -> list[Finding]:
+    """A CI this engine owns was merged into another owner's CI: its own value goes (what it
+    pointed at may be an orphan now)."""
+    for target in state.cmdb.merged_away(merged.ci_id, merged.into, merged.at):
+        _recheck_orphan(state, target)
+    return []
+
+
+def on_target_merged(state: State, merged: TargetMerged, now: datetime) -> list[Finding]:
+    """A CI this engine owns pointed at a CI since merged into another: the edge follows."""
+    state.cmdb.move_in_edge(merged.origin, merged.ci_id, merged.into, merged.at)
+    return []
 
 
 def conflict_flag(attribute: str) -> str:

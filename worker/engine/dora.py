@@ -34,7 +34,6 @@ from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.worker.engine import governance, incidents
 from cmdb_worker.worker.engine.operations import DeployLinked
-from cmdb_worker.worker.engine.ownership import home_key
 from cmdb_worker.worker.engine.state import DORA_TEAM, MERGED_CHANGE, State
 
 Handler = Callable[[State, InputEvent, Any, datetime], list[Finding]]
@@ -63,7 +62,7 @@ def counting_failures(handler: Handler) -> Handler:
         failed_before = _failed(state.changes.get(payload.change_id or ""))
         findings = handler(state, event, payload, now)
         change = state.changes.get(payload.change_id or "")
-        _count_if_failed(state, change, failed_before, home_key(event))
+        _count_if_failed(state, change, failed_before, state.home)
         return findings
 
     return counted
@@ -96,12 +95,12 @@ def on_deploy(state: State, event: InputEvent, payload: Deploy, now: datetime) -
     service = state.cmdb.resolve(payload.service.ci_id)
     team = owner_of(state, service)
     if payload.predicate in DEPLOYS:
-        counts = totals(state, team, home_key(event))
+        counts = totals(state, team, state.home)
         _count_deploy(counts, payload)
         if payload.change_id and first_link:
             _lead_time(state, counts, payload.change_id, event.time)
     elif payload.predicate == "rolledback" and change is None:
-        totals(state, team, home_key(event)).change_failures += 1
+        totals(state, team, state.home).change_failures += 1
     return findings
 
 
@@ -166,5 +165,5 @@ def on_incident(state: State, event: InputEvent, payload: Incident, now: datetim
     if was_open and incident is not None and incident.resolved_at is not None:
         seconds = max((incident.resolved_at - incident.detected_at).total_seconds(), 0.0)
         team = owner_of(state, incident.ci)
-        totals(state, team, home_key(event)).time_to_restore.observe(seconds)
+        totals(state, team, state.home).time_to_restore.observe(seconds)
     return findings

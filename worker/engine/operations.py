@@ -14,20 +14,27 @@ to become operations; this module is where each one's model goes.
 """
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from cmdb_worker.rules.lessons import Filing
 from cmdb_worker.schemas.changes import DeployEntry
 from cmdb_worker.schemas.ci import CIRef
-from cmdb_worker.schemas.events import LessonUpdated, SuppressionSet
+from cmdb_worker.schemas.events import (
+    EventPayload,
+    InputEvent,
+    LessonUpdated,
+    Payload,
+    SuppressionSet,
+)
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 
 OperationKind = Literal[
     "referenced", "target_retired", "found", "filed", "change_on_ci", "deploy_linked",
-    "lesson_edited", "suppressed", "source_heard", "unverified", "reverified",
+    "lesson_edited", "suppressed", "source_heard", "unverified", "reverified", "merged_away",
+    "target_merged", "rehomed",
 ]  # fmt: skip
 
 
@@ -184,9 +191,75 @@ class Reverified(_Operation):
         return self.ci_id
 
 
+class MergedAway(_Operation):
+    """``ci_id`` was merged into ``into`` (at ``at``) by ``into``'s owner: ``ci_id``'s owner
+    withdraws its record and outgoing edges (``into`` has them now)."""
+
+    kind: Literal["merged_away"] = "merged_away"
+    ci_id: CIId
+    into: CIId
+    at: datetime
+
+    @property
+    def entity(self) -> str:
+        return self.ci_id
+
+
+class TargetMerged(_Operation):
+    """``ci_id``, which ``origin`` has an edge to, was merged into ``into``: the edge moves."""
+
+    kind: Literal["target_merged"] = "target_merged"
+    origin: CIId
+    ci_id: CIId
+    into: CIId
+    at: datetime
+
+    @property
+    def entity(self) -> str:
+        return self.origin
+
+
+PAYLOADS: dict[str, type[Payload]] = {kind.__name__: kind for kind in get_args(EventPayload)}
+"""Each kind of event payload by its class's name (what ``Rehomed`` keeps it as)."""
+
+
+class Rehomed(_Operation):
+    """An event whose CI is held by ``entity``, another owner's (its id an alias, or a strong
+    identifier it carries held by another CI): that owner judges it whole, as its home, as a
+    repartition topic keyed by the owning CI would deliver it. Its payload is kept as the
+    fields it carried, so a partial update reads back as partial."""
+
+    kind: Literal["rehomed"] = "rehomed"
+    entity: str
+    source: str
+    id: str
+    type: str
+    time: datetime
+    extensions: dict[str, Any]
+    time_inferred: bool
+    payload_type: str
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: InputEvent, entity: str) -> "Rehomed":
+        return cls(
+            entity=entity, source=event.source, id=event.id, type=event.type, time=event.time,
+            extensions=event.extensions, time_inferred=event.time_inferred,
+            payload_type=type(event.payload).__name__,
+            payload=event.payload.model_dump(mode="json", exclude_unset=True),
+        )  # fmt: skip
+
+    def event(self) -> InputEvent:
+        payload = cast(EventPayload, PAYLOADS[self.payload_type].model_validate(self.payload))
+        return InputEvent(
+            source=self.source, id=self.id, type=self.type, time=self.time, payload=payload,
+            extensions=self.extensions, time_inferred=self.time_inferred,
+        )  # fmt: skip
+
+
 Operation = Annotated[
     Referenced | TargetRetired | Found | Filed | ChangeOnCI | DeployLinked | LessonEdited
-    | Suppressed | SourceHeard | Unverified | Reverified,
+    | Suppressed | SourceHeard | Unverified | Reverified | MergedAway | TargetMerged | Rehomed,
     Field(discriminator="kind"),
 ]  # fmt: skip
 OPERATION: TypeAdapter[Operation] = TypeAdapter(Operation)

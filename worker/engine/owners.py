@@ -2,17 +2,21 @@
 
 ``ownership`` places an entity on a partition; this module names the entity a changelog key or
 a deadline belongs to (docs/architecture.md, "Partitioned judgement", has the table): a CI's
-record, history and edge history its CI, a change its id, an incident its service, a lesson
-(and its overdue report, and a timeline about it) its subject, a source's record its name. The
-aggregates kept per owner partition (``engine.teams``, ``engine.sources``) name their owner in
-their key. Applied-identity batches (``events/``) are each writer's own.
+record, history and edge history its CI, a change its id, an incident its service (the CI it
+was merged into, if it was), a lesson (and its overdue report, and a timeline about it) its
+subject, a source's record its name. The aggregates kept per owner partition (``engine.teams``,
+``engine.sources``) name their owner in their key. Applied-identity batches (``events/``) are
+each writer's own.
 """
 
 from collections.abc import Callable
 
+from cmdb_worker.schemas.events import CIObserved, CIRetired, Deploy, Incident, InputEvent
+from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.worker.engine import discovery, history, lessons, sources, suppressions
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.edge_history import EDGES_EXPIRE
+from cmdb_worker.worker.engine.ownership import home_key
 from cmdb_worker.worker.engine.state import (
     APPLIED_EVENTS,
     DORA_TEAM,
@@ -37,8 +41,21 @@ def owning_entity(state: State, kind: str, entity_id: str) -> str:
     if kind in LESSON_KEYED and (lesson := state.lessons.get(entity_id)) is not None:
         return lesson.subject
     if kind == INCIDENT and (incident := state.incidents.get(entity_id)) is not None:
-        return incident.ci or entity_id
+        return state.cmdb.resolve(CIId(incident.ci)) if incident.ci else entity_id
     return entity_id
+
+
+def judged_at(state: State, event: InputEvent) -> str:
+    """The entity whose owner judges ``event``: its home key (``ownership.home_key``; its
+    source if it names none), but a CI's as it lands in this engine's graph (an alias resolved,
+    an observation's strong identifier held by another CI)."""
+    home = home_key(event) or event.source
+    payload = event.payload
+    if isinstance(payload, CIObserved):
+        return state.cmdb.landing(payload.ci)
+    if isinstance(payload, CIRetired | Deploy | Incident):
+        return state.cmdb.resolve(CIId(home))
+    return home
 
 
 def key_owner(state: State, kind: str, entity_id: str) -> int | None:

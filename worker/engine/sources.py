@@ -25,7 +25,6 @@ from cmdb_worker.schemas.records import CIRecord, SourceHealth, SourceReport
 from cmdb_worker.worker.engine import discovery, lessons
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.operations import Reverified, SourceHeard, Unverified
-from cmdb_worker.worker.engine.ownership import home_key
 from cmdb_worker.worker.engine.state import SOURCE, SOURCE_REPORT, State
 
 SOURCE_SILENT: DeadlineKind = "source_silent"
@@ -34,8 +33,8 @@ SOURCE_SILENT: DeadlineKind = "source_silent"
 def on_observed(
     state: State, event: InputEvent, payload: CIObserved, now: datetime
 ) -> list[Finding]:
-    findings = reported(state, event, now)
-    findings += discovery.on_observed(state, event, payload, now)
+    findings = discovery.on_observed(state, event, payload, now)
+    findings += reported(state, event, now)  # a recovery's operation sees the CI as it is now
     record = state.cmdb.get(payload.ci.ci_id)
     if record is not None and discovery.UNVERIFIED in record.flags:
         record.discard_flag(discovery.UNVERIFIED)  # a live discovery source vouches for it now
@@ -58,7 +57,7 @@ def reported(state: State, event: InputEvent, now: datetime) -> list[Finding]:
         return []
     if health is not None and (health.silent or rules.is_silent(state.policy, health, now)):
         state.emit(SourceHeard(source=source, at=at, previous=health.last_report))
-    owner = state.ownership.partition_of(home_key(event) or source)
+    owner = state.ownership.partition_of(state.home)
     report = SourceReport(source=source, owner=owner, last_report=at)
     health = health or SourceHealth(source=source, last_report=at)
     health.last_report = at
@@ -93,8 +92,8 @@ def on_source_heard(state: State, heard: SourceHeard, now: datetime) -> list[Fin
     findings = []
     if not health.silent and rules.is_silent(state.policy, before, now):
         findings = _fall_silent(state, health, before, now)
-    after = health.model_copy(update={"last_report": heard.at})
-    if health.silent and not rules.is_silent(state.policy, after, now):
+    health.last_report = max(health.last_report, heard.at)  # its partial may come later
+    if health.silent and not rules.is_silent(state.policy, health, now):
         findings += _recovered(state, health, rules.silent_after(state.policy, before), now)
     return findings
 

@@ -42,6 +42,9 @@ class State:
     """(entity kind, id) of non-CI entities changed since the last ``take_dirty``."""
     outbox: list[Operation] = field(default_factory=list)
     """Operations emitted and not yet applied or handed over (``engine.operations``)."""
+    home: str = ""
+    """The entity the event being judged belongs to (``owners.judged_at``): the owner partition
+    its per-owner partials count in."""
 
     changes: dict[str, ChangeRecord] = field(default_factory=dict)
     """Kind ``change``, keyed by change id."""
