@@ -1,7 +1,9 @@
 """Operations: what an event does to an entity that another owner partition writes.
 
-An event is judged on its home partition (``ownership.home_key``), but some of what it decides
-lands on other entities: a relation names a CI some other partition owns. Handlers do not write
+An event is judged by the owner of the entity it belongs to (``owners.judged_at``: its home
+key, ``ownership.home_key``, or the CI another owner holds under that id, to which the home
+forwards it whole: ``Rehomed``), but some of what it decides lands on other entities: a
+relation names a CI some other partition owns. Handlers do not write
 such an entity; they emit an operation on it (``State.emit``), which the engine applies at once
 when it owns the entity (always, with one owner: ``replay``, the active/standby ``run``) and
 otherwise hands over for the entity's owner (``Engine.take_outgoing``), which applies it to what
@@ -9,8 +11,8 @@ it holds (``Engine.receive``). The owner decides there, against its own record, 
 says what happened, not what to write; the owner applies each once, by its identity
 (``cause`` and its fields), so a redelivery changes nothing.
 
-Step 3 of docs/architecture.md ("Partitioned judgement") lists the cross-partition writes still
-to become operations; this module is where each one's model goes.
+docs/architecture.md ("Partitioned judgement") has the table of operations: who sends each,
+whose owner applies it and what it does.
 """
 
 from datetime import datetime
