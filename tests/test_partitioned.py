@@ -63,6 +63,10 @@ def _value(message: dict[str, Any]) -> bytes:
     return json.dumps(message).encode()
 
 
+def _one_owner() -> Partitioned:
+    return Partitioned(POLICY, PARTITIONS, [[0, 1, 2, 3]])
+
+
 def _two_owners() -> Partitioned:
     """Partitions 0-1 and 2-3 owned by two engines."""
     return Partitioned(POLICY, PARTITIONS, [[0, 1], [2, 3]])
@@ -214,6 +218,53 @@ def test_an_edge_to_a_merged_away_ci_is_moved_by_its_origins_owner() -> None:
     assert owners_.operations["target_merged"] == 1 and owners_.foreign_writes == []
     for engine in owners_.engines:
         assert list(engine.state.cmdb.graph.edges) == [(service, first)]
+
+
+def _host(name: str, step: int, hours: int, source: str, **seen: Any) -> bytes:
+    return _value(observed(name.split("/")[1], ci_type="host", environment=None, time=at(hours),
+                           id=f"e{step}", source=source, **seen))  # fmt: skip
+
+
+def test_a_merge_its_owner_made_blind_takes_in_the_merged_away_record_from_its_owner() -> None:
+    """The survivor's owner merges a name its lagging view has no record of yet: the name's
+    owner sends what its record and edges held, so nothing its earlier sightings said is lost."""
+    owners_, one = Partitioned(POLICY, PARTITIONS, [[0, 1], [2, 3]], view_lag=1), _one_owner()
+    first, second = _two_names_on_two_owners(owners_)
+    fqdn = {"fqdn": "db1.example.com"}
+    stream = [
+        _host(first, 1, 0, "/discovery/vmware", identifiers=fqdn),
+        _host(second, 2, 1, "/discovery/import", relations=[("runs_on", "host/ghost")]),
+        _host(second, 3, 2, "/discovery/k8s", identifiers=fqdn),
+    ]
+    for value in stream:
+        owners_.feed(value), one.feed(value)
+    owners_.catch_up()
+    assert owners_.operations["absorbed"] == 1 and owners_.foreign_writes == []
+    whole = {record.id: record for record in one.engines[0].state.cmdb.records()}
+    assert set(whole[first].seen_by) == {"/discovery/vmware", "/discovery/import", "/discovery/k8s"}
+    for engine in owners_.engines:
+        assert {record.id: record for record in engine.state.cmdb.records()} == whole
+        assert sorted(engine.state.cmdb.graph.edges) == [(first, "host/ghost")]
+
+
+def test_two_names_made_one_ci_each_while_views_lagged_merge_at_their_next_sightings() -> None:
+    """Each owner, not yet seeing the other's CI, made one with the same fqdn; both then see
+    the same holder of it (the smaller id), so the other name's next sighting merges them."""
+    owners_ = Partitioned(POLICY, PARTITIONS, [[0, 1], [2, 3]], view_lag=1)
+    first, second = _two_names_on_two_owners(owners_)
+    fqdn = {"fqdn": "db1.example.com"}
+    owners_.feed(_host(first, 1, 0, "/discovery/vmware", identifiers=fqdn))
+    owners_.feed(_host(second, 2, 0, "/discovery/k8s", identifiers=fqdn))
+    owners_.catch_up()
+    assert all(len(list(engine.state.cmdb.records())) == 2 for engine in owners_.engines)
+    owners_.feed(_host(first, 3, 1, "/discovery/vmware", identifiers=fqdn))
+    owners_.feed(_host(second, 4, 1, "/discovery/k8s", identifiers=fqdn))
+    owners_.catch_up()
+    assert owners_.foreign_writes == []
+    survivor = min(first, second)
+    for engine in owners_.engines:
+        assert [record.id for record in engine.state.cmdb.records()] == [survivor]
+        assert {engine.state.cmdb.resolve(first), engine.state.cmdb.resolve(second)} == {survivor}
 
 
 @st.composite

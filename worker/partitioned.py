@@ -15,6 +15,7 @@ those that are not.
 """
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 
 from cmdb_worker.rules.policy import Policy
@@ -31,11 +32,23 @@ class Partitioned:
     """``len(groups)`` engines, engine ``i`` owning the partitions in ``groups[i]``."""
 
     def __init__(
-        self, policy: Policy, ownership: Ownership, groups: list[list[int]], deliveries: int = 1
+        self,
+        policy: Policy,
+        ownership: Ownership,
+        groups: list[list[int]],
+        deliveries: int = 1,
+        view_lag: int = 0,
     ) -> None:
         self.ownership = ownership
         self.deliveries = deliveries
         """How often each operation is delivered: a redelivery must change nothing."""
+        self.view_lag = view_lag
+        """How many further events are judged before the records an engine writes reach the
+        other engines' views (0: none; they arrive before any operation sent with them is
+        delivered). Operations are never late."""
+        self.in_flight: list[tuple[int, int, list[changelog.Entry]]] = []
+        """(events fed when due, writer, records) not yet in the other views: they arrive
+        before the next event after that."""
         self.engines = [Engine(policy, ownership.owning(group)) for group in groups]
         self.views = [changelog.Restoring(engine) for engine in self.engines]
         for view in self.views:
@@ -59,6 +72,7 @@ class Partitioned:
         """The findings one event (a message's value) causes, on whichever owners they
         arise."""
         self.fed += 1
+        self._arrive(lambda fed_when_due: fed_when_due < self.fed)
         try:
             event = decode(value)
             now = self.clock.at(event.time)
@@ -97,18 +111,32 @@ class Partitioned:
         return findings
 
     def _exchange(self) -> bool:
-        """Put every engine's new records into the others' views; whether anything moved."""
+        """Send every engine's new records towards the others' views (there at once without
+        lag); whether anything moved."""
         moved = any(engine.outgoing for engine in self.engines)
         for writer, engine in enumerate(self.engines):
             entries = changelog.changed_entries(engine)
             for key, _ in entries:
                 self._check_owned(engine, key)
+            self.in_flight.append((self.fed + self.view_lag, writer, entries))
+            moved |= bool(entries)
+        if not self.view_lag:
+            self.catch_up()
+        return moved
+
+    def catch_up(self) -> None:
+        """Every record written so far reaches every view (the views' lag has passed)."""
+        self._arrive(lambda _: True)
+
+    def _arrive(self, due: Callable[[int], bool]) -> None:
+        """Put the records in flight that are ``due`` into the other engines' views."""
+        arriving = [flight for flight in self.in_flight if due(flight[0])]
+        self.in_flight = [flight for flight in self.in_flight if not due(flight[0])]
+        for _, writer, entries in arriving:
             for reader, view in enumerate(self.views):
                 if reader != writer:
                     for key, value in entries:
                         view.put(key, value)
-            moved |= bool(entries)
-        return moved
 
     def _check_owned(self, engine: Engine, key: str) -> None:
         kind, _, entity_id = key.partition("/")

@@ -104,6 +104,7 @@ OPERATION_HANDLERS: dict[OperationKind, OperationHandler] = {
     "reverified": sources.on_reverified,
     "merged_away": discovery.on_merged_away,
     "target_merged": discovery.on_target_merged,
+    "absorbed": discovery.on_absorbed,
     "rehomed": _rehomed,
 }
 

@@ -6,6 +6,11 @@ another CI: the record of a CI since merged away still lists an id (or an identi
 survivor's newer record lists too. Both claims are kept until one is given up (the merged-away
 CI's tombstone arrives), and the key then answers for the claimant left. Once every partition
 is read to its end, each key has one claimant again, whatever the interleaving.
+
+While contested, a key answers for its smallest claimant, whatever order the claims came in:
+owners of different partitions whose views lagged may each have made a CI with one strong
+identifier, and each must then see the same holder, so that the next sighting of the other
+merges them (``Cmdb.landing``) rather than each keeping its own.
 """
 
 from typing import TypeVar
@@ -24,7 +29,9 @@ class ClaimedIndex(dict[K, CIId]):
     def claim(self, key: K, ci_id: CIId) -> None:
         holder = self.setdefault(key, ci_id)
         if holder != ci_id:
-            self.contested.setdefault(key, {holder}).add(ci_id)
+            claimants = self.contested.setdefault(key, {holder})
+            claimants.add(ci_id)
+            self[key] = min(claimants)  # whatever order the claims came in
 
     def release(self, key: K, ci_id: CIId) -> None:
         """``ci_id`` gives the key up: it answers for another claimant, or no longer."""

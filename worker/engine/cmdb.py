@@ -57,6 +57,17 @@ class Merge:
     pointing: list[CIId] = field(default_factory=list)
     """CIs whose edge to ``gone`` now points at ``kept``: their owners write them
     (``move_in_edge``), as ``gone``'s owner writes it (``merged_away``)."""
+    blind: bool = False
+    """``gone`` was neither in the graph nor retired here: new, or a record this engine's view
+    had not received yet, which its owner then sends (``absorb``)."""
+
+
+@dataclass
+class Withdrawn:
+    """A merged-away CI's value as its owner withdrew it: its record and outgoing edges."""
+
+    record: CIRecord
+    edges: dict[CIId, EdgeData]
 
 
 @dataclass
@@ -297,13 +308,13 @@ class Cmdb:
         """Fold ``duplicate`` into ``kept``: aliases, identifiers, sightings and edges."""
         self.aliases[duplicate] = kept
         self.dirty |= {kept, duplicate}
-        if duplicate not in self.graph:  # known only as a retired CI: its ids come along
-            self.retired.pop(duplicate, None)
+        if duplicate not in self.graph:  # known only as a retired CI (its ids come along), if
+            blind = self.retired.pop(duplicate, None) is None
             carried = self.retired_aliases.pop(duplicate, frozenset())
             self.aliases.update(dict.fromkeys(carried, kept))
             record: CIRecord = self.graph.nodes[kept]["ci"]
             record.aliases = record.aliases | {duplicate} | carried
-            self.merges.append(Merge(kept, duplicate))
+            self.merges.append(Merge(kept, duplicate, blind=blind))
             return
         gone: CIRecord = self.graph.nodes[duplicate]["ci"]
         target: CIRecord = self.graph.nodes[kept]["ci"]
@@ -344,11 +355,11 @@ class Cmdb:
         self.dirty.add(origin)
         self._drop_if_bare(gone)
 
-    def merged_away(self, gone: CIId, kept: CIId, at: datetime) -> list[CIId]:
+    def merged_away(self, gone: CIId, kept: CIId, at: datetime) -> Withdrawn | None:
         """``gone`` was merged into ``kept`` (by ``kept``'s owner, which wrote ``kept``): as
         ``gone``'s owner, withdraw its own value (its record, outgoing edges and retirement),
         leaving the edges other CIs have to it to their owners (``move_in_edge``). Returns the
-        CIs ``gone`` pointed at."""
+        record and edges withdrawn, if it had a record."""
         self.aliases[gone] = kept
         self.dirty.add(gone)
         self.retired.pop(gone, None)
@@ -356,9 +367,9 @@ class Cmdb:
             self.aliases[alias] = kept
         node = self.graph.nodes.get(gone)
         if node is None or "ci" not in node:
-            return []
-        targets = list(self.graph.successors(gone))
-        for target in targets:  # while its first sighting is known
+            return None
+        edges = {target: dict(data) for _, target, data in self.graph.out_edges(gone, data=True)}
+        for target in edges:  # while its first sighting is known
             self._remove_edge(gone, target, at)
             self._drop_if_bare(target)
         record: CIRecord = node.pop("ci")
@@ -366,7 +377,27 @@ class Cmdb:
         for alias in record.aliases:
             self.aliases[alias] = kept
         self._drop_if_bare(gone)
-        return targets
+        return Withdrawn(record, edges)
+
+    def absorb(self, kept: CIId, withdrawn: Withdrawn, at: datetime) -> None:
+        """Fold a merged-away CI's record and edges, as its owner withdrew them, into ``kept``
+        (which merged it blind: its view did not have them yet)."""
+        node = self.graph.nodes.get(kept)
+        if node is None or "ci" not in node:
+            return
+        target: CIRecord = node["ci"]
+        self._unindex_identifiers(target)
+        _absorb(target, withdrawn.record)
+        self._rank(target)
+        self._index_identifiers(target)
+        for source in target.seen_by:
+            self.by_source.setdefault(source, set()).add(kept)
+        for alias in withdrawn.record.aliases:
+            self.aliases[alias] = kept
+        for to, data in withdrawn.edges.items():
+            if (target_id := self.resolve(to)) != kept:
+                _merge_edge_data(self._edge(kept, target_id, at), data)
+        self.dirty.add(kept)
 
     def leave_to_owners(self, ci_ids: Iterable[CIId]) -> None:
         """This engine changed its copy of ``ci_ids``, other owners' CIs: their owners write

@@ -7,9 +7,10 @@ from cmdb_worker.schemas.events import CIObserved, CIRetired, InputEvent, ScanCo
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
 from cmdb_worker.schemas.records import CIRecord
-from cmdb_worker.worker.engine.cmdb import newly_referenced
+from cmdb_worker.worker.engine.cmdb import Withdrawn, newly_referenced
 from cmdb_worker.worker.engine.deadlines import DeadlineKind
 from cmdb_worker.worker.engine.operations import (
+    Absorbed,
     MergedAway,
     Referenced,
     TargetMerged,
@@ -56,7 +57,7 @@ def _hand_over_merges(state: State, at: datetime) -> None:
     """A merge changed this engine's copies of the merged-away CI and of the CIs pointing at it:
     each is its owner's to write, told by an operation (applied at once when owned here)."""
     for merge in state.cmdb.take_merges():
-        state.emit(MergedAway(ci_id=merge.gone, into=merge.kept, at=at))
+        state.emit(MergedAway(ci_id=merge.gone, into=merge.kept, at=at, blind=merge.blind))
         for origin in merge.pointing:
             state.emit(TargetMerged(origin=origin, ci_id=merge.gone, into=merge.kept, at=at))
         touched = (merge.gone, *merge.pointing)
@@ -65,9 +66,22 @@ def _hand_over_merges(state: State, at: datetime) -> None:
 
 def on_merged_away(state: State, merged: MergedAway, now: datetime) -> list[Finding]:
     """A CI this engine owns was merged into another owner's CI: its own value goes (what it
-    pointed at may be an orphan now)."""
-    for target in state.cmdb.merged_away(merged.ci_id, merged.into, merged.at):
+    pointed at may be an orphan now), sent to the survivor if its owner merged it blind."""
+    withdrawn = state.cmdb.merged_away(merged.ci_id, merged.into, merged.at)
+    if withdrawn is None:
+        return []
+    if merged.blind:
+        state.emit(Absorbed(ci_id=merged.ci_id, into=merged.into, at=merged.at,
+                            record=withdrawn.record, edges=withdrawn.edges))  # fmt: skip
+    for target in withdrawn.edges:
         _recheck_orphan(state, target)
+    return []
+
+
+def on_absorbed(state: State, absorbed: Absorbed, now: datetime) -> list[Finding]:
+    """A CI this engine merged another into, blind: the other's record and edges come in."""
+    withdrawn = Withdrawn(absorbed.record, dict(absorbed.edges))
+    state.cmdb.absorb(absorbed.into, withdrawn, absorbed.at)
     return []
 
 

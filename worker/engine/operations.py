@@ -32,11 +32,12 @@ from cmdb_worker.schemas.events import (
 )
 from cmdb_worker.schemas.findings import Finding
 from cmdb_worker.schemas.ids import CIId
+from cmdb_worker.schemas.records import CIRecord
 
 OperationKind = Literal[
     "referenced", "target_retired", "found", "filed", "change_on_ci", "deploy_linked",
     "lesson_edited", "suppressed", "source_heard", "unverified", "reverified", "merged_away",
-    "target_merged", "rehomed",
+    "target_merged", "absorbed", "rehomed",
 ]  # fmt: skip
 
 
@@ -201,10 +202,29 @@ class MergedAway(_Operation):
     ci_id: CIId
     into: CIId
     at: datetime
+    blind: bool = False
+    """``into``'s owner did not hold ``ci_id``'s record when it merged (its view lagged): the
+    owner sends it (``Absorbed``)."""
 
     @property
     def entity(self) -> str:
         return self.ci_id
+
+
+class Absorbed(_Operation):
+    """``ci_id``'s owner withdrew it, merged into ``into`` by an owner whose view did not hold
+    it yet (``MergedAway.blind``): its record and outgoing edges, for ``into`` to take in."""
+
+    kind: Literal["absorbed"] = "absorbed"
+    ci_id: CIId
+    into: CIId
+    at: datetime
+    record: CIRecord
+    edges: dict[CIId, dict[str, dict[str, datetime]]]
+
+    @property
+    def entity(self) -> str:
+        return self.into
 
 
 class TargetMerged(_Operation):
@@ -261,7 +281,8 @@ class Rehomed(_Operation):
 
 Operation = Annotated[
     Referenced | TargetRetired | Found | Filed | ChangeOnCI | DeployLinked | LessonEdited
-    | Suppressed | SourceHeard | Unverified | Reverified | MergedAway | TargetMerged | Rehomed,
+    | Suppressed | SourceHeard | Unverified | Reverified | MergedAway | TargetMerged | Absorbed
+    | Rehomed,
     Field(discriminator="kind"),
 ]  # fmt: skip
 OPERATION: TypeAdapter[Operation] = TypeAdapter(Operation)
