@@ -6,11 +6,13 @@ a global view without lag).
 The streams are discovery reports with relations (among themselves and to CIs never observed)
 and strong identifiers (two names of one CI, on two owners, merge; later events may name the
 merged-away id), retirements, completed scans, suppressions and governance events, under the
-packaged policy (sources fall silent and recover).
+packaged policy (sources fall silent and recover). With views that lag, names of one CI that
+two owners each made a CI for merge at their next sightings, and nothing is lost.
 """
 
 import contextlib
 import json
+from collections import Counter
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
@@ -345,3 +347,52 @@ def _stores(engine: Engine) -> dict[str, dict[str, Any]]:
         for kind, (attribute, _) in changelog.MODEL_STORES.items()
         if (store := getattr(engine.state, attribute))
     }
+
+
+@st.composite
+def sightings(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Up to 20 sightings of hosts and services, an hour apart or at once; each name has one
+    strong identifier (or none) throughout, which a sighting carries or not."""
+    names = [("host", host) for host in HOSTS] + [("service", service) for service in SERVICES]
+    identifier_of = {name: draw(st.sampled_from([{}, *STRONG_IDENTIFIERS])) for name in names}
+    events, when = [], T0
+    for step in range(draw(st.integers(min_value=1, max_value=20))):
+        when += timedelta(hours=draw(st.integers(min_value=0, max_value=1)))
+        message = draw(sighting(step, when))
+        ci = message["data"]["ci"]
+        ci["identifiers"] = draw(st.sampled_from([{}, identifier_of[ci["type"], ci["name"]]]))
+        events.append(message)
+    return events
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=sightings(), groups=GROUPINGS, lag=st.integers(min_value=1, max_value=3))
+def test_names_of_one_ci_end_as_one_ci_however_far_the_views_lagged(
+    events: list[dict[str, Any]], groups: list[list[int]], lag: int
+) -> None:
+    """Owners whose views lagged may have made a CI each for names of one CI; once the views
+    caught up, a sighting of every name with its identifier merges them: every owner ends with
+    one CI per strong identifier, the same CIs and the same names resolving to them, each key
+    written by its owner."""
+    owners_ = Partitioned(POLICY, PARTITIONS, groups, view_lag=lag)
+    for message in events:
+        owners_.feed(_value(message))
+    again: dict[tuple[str, str], dict[str, Any]] = {}
+    for message in events:
+        ci = message["data"]["ci"]
+        if ci["identifiers"] or (ci["type"], ci["name"]) not in again:
+            again[ci["type"], ci["name"]] = message
+    for step, message in enumerate(again.values()):
+        owners_.catch_up()
+        owners_.feed(_value(message | {"id": f"again{step}", "time": iso(at(days=30))}))
+    owners_.catch_up()
+    assert owners_.foreign_writes == []
+    names = [f"{kind}/{name}" + ("@prod" if kind == "service" else "") for kind, name in again]
+    seen = []
+    for engine in owners_.engines:
+        cmdb = engine.state.cmdb
+        holders = Counter((r.type, *key) for r in cmdb.records() for key in r.identifiers.items())
+        assert all(count == 1 for count in holders.values())
+        assert not cmdb.strong_ids.contested
+        seen.append(({r.id for r in cmdb.records()}, [cmdb.resolve(name) for name in names]))
+    assert all(each == seen[0] for each in seen)

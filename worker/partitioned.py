@@ -1,7 +1,8 @@
 """Partitioned judgement in one process: owners of a stream's partitions judging it together, as
-partitioned replicas would with global views that never lag. The reference the operations are
-proven against (``tests/test_partitioned.py``: the same findings as one engine) and measured
-with (``bench/partitioning.py``), without a broker.
+partitioned replicas would with global views that never lag (or, with ``view_lag``, that lag
+by a number of events). The reference the operations are proven against
+(``tests/test_partitioned.py``: the same findings as one engine) and measured with
+(``bench/partitioning.py``), without a broker.
 
 Each event goes to the engine owning its home partition (``ownership.home_key``). After it, and
 until nothing moves: every operation handed over is received by its entity's owner, every

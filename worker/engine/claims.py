@@ -33,6 +33,12 @@ class ClaimedIndex(dict[K, CIId]):
             claimants.add(ci_id)
             self[key] = min(claimants)  # whatever order the claims came in
 
+    def assign(self, key: K, ci_id: CIId) -> None:
+        """A live decision (a merge): the key answers for ``ci_id``, and claims read from the
+        changelog before it no longer contest it."""
+        self[key] = ci_id
+        self.contested.pop(key, None)
+
     def release(self, key: K, ci_id: CIId) -> None:
         """``ci_id`` gives the key up: it answers for another claimant, or no longer."""
         claimants = self.contested.get(key)

@@ -306,17 +306,33 @@ class Cmdb:
 
     def _merge(self, kept: CIId, duplicate: CIId, at: datetime) -> None:
         """Fold ``duplicate`` into ``kept``: aliases, identifiers, sightings and edges."""
-        self.aliases[duplicate] = kept
+        self.aliases.assign(duplicate, kept)
         self.dirty |= {kept, duplicate}
-        if duplicate not in self.graph:  # known only as a retired CI (its ids come along), if
+        node = self.graph.nodes.get(duplicate)
+        gone: CIRecord | None = node.get("ci") if node is not None else None
+        if gone is None:  # known only as retired (its ids come along), or not yet in this view
             blind = self.retired.pop(duplicate, None) is None
-            carried = self.retired_aliases.pop(duplicate, frozenset())
-            self.aliases.update(dict.fromkeys(carried, kept))
-            record: CIRecord = self.graph.nodes[kept]["ci"]
-            record.aliases = record.aliases | {duplicate} | carried
-            self.merges.append(Merge(kept, duplicate, blind=blind))
-            return
-        gone: CIRecord = self.graph.nodes[duplicate]["ci"]
+            self._take_retired_aliases(kept, duplicate)
+        else:
+            blind = False
+            self._absorb_record(kept, gone)
+            self._move_out_edges(duplicate, kept, at)
+        pointing = list(self.graph.predecessors(duplicate)) if node is not None else []
+        for origin in pointing:
+            self.move_in_edge(origin, duplicate, kept, at)
+        if duplicate in self.graph:
+            self.graph.remove_node(duplicate)
+        self.merges.append(Merge(kept, duplicate, pointing, blind))
+
+    def _take_retired_aliases(self, kept: CIId, duplicate: CIId) -> None:
+        carried = self.retired_aliases.pop(duplicate, frozenset())
+        for alias in carried:
+            self.aliases.assign(alias, kept)
+        record: CIRecord = self.graph.nodes[kept]["ci"]
+        record.aliases = record.aliases | {duplicate} | carried
+
+    def _absorb_record(self, kept: CIId, gone: CIRecord) -> None:
+        """Fold ``gone``'s record into ``kept``'s, and every index with it."""
         target: CIRecord = self.graph.nodes[kept]["ci"]
         self._unindex(gone)
         self._unindex_identifiers(target)
@@ -326,13 +342,7 @@ class Cmdb:
         for source in target.seen_by:
             self.by_source.setdefault(source, set()).add(kept)
         for alias in gone.aliases:
-            self.aliases[alias] = kept
-        self._move_out_edges(duplicate, kept, at)
-        pointing = list(self.graph.predecessors(duplicate))
-        for origin in pointing:
-            self.move_in_edge(origin, duplicate, kept, at)
-        self.graph.remove_node(duplicate)
-        self.merges.append(Merge(kept, duplicate, pointing))
+            self.aliases.assign(alias, kept)
 
     def _move_out_edges(self, old: CIId, new: CIId, at: datetime) -> None:
         for _, target, data in list(self.graph.out_edges(old, data=True)):
@@ -360,11 +370,11 @@ class Cmdb:
         ``gone``'s owner, withdraw its own value (its record, outgoing edges and retirement),
         leaving the edges other CIs have to it to their owners (``move_in_edge``). Returns the
         record and edges withdrawn, if it had a record."""
-        self.aliases[gone] = kept
+        self.aliases.assign(gone, kept)
         self.dirty.add(gone)
         self.retired.pop(gone, None)
         for alias in self.retired_aliases.pop(gone, frozenset()):
-            self.aliases[alias] = kept
+            self.aliases.assign(alias, kept)
         node = self.graph.nodes.get(gone)
         if node is None or "ci" not in node:
             return None
@@ -375,7 +385,7 @@ class Cmdb:
         record: CIRecord = node.pop("ci")
         self._unindex(record)
         for alias in record.aliases:
-            self.aliases[alias] = kept
+            self.aliases.assign(alias, kept)
         self._drop_if_bare(gone)
         return Withdrawn(record, edges)
 
@@ -385,15 +395,7 @@ class Cmdb:
         node = self.graph.nodes.get(kept)
         if node is None or "ci" not in node:
             return
-        target: CIRecord = node["ci"]
-        self._unindex_identifiers(target)
-        _absorb(target, withdrawn.record)
-        self._rank(target)
-        self._index_identifiers(target)
-        for source in target.seen_by:
-            self.by_source.setdefault(source, set()).add(kept)
-        for alias in withdrawn.record.aliases:
-            self.aliases[alias] = kept
+        self._absorb_record(kept, withdrawn.record)
         for to, data in withdrawn.edges.items():
             if (target_id := self.resolve(to)) != kept:
                 _merge_edge_data(self._edge(kept, target_id, at), data)
