@@ -269,6 +269,22 @@ def test_two_names_made_one_ci_each_while_views_lagged_merge_at_their_next_sight
         assert {engine.state.cmdb.resolve(first), engine.state.cmdb.resolve(second)} == {survivor}
 
 
+def test_an_event_sent_to_a_ci_that_no_longer_holds_its_identifier_is_sent_on() -> None:
+    """The home's lagging view still has s2 holding SN1, which s2's owner knows it gave up: that
+    owner does not judge the sighting of s0 there but sends it on, where it lands as s0's own
+    CI (one engine would not have merged them either); no key is written by a non-owner."""
+    owners_ = Partitioned(POLICY, PARTITIONS, [[0, 1], [2, 3]], view_lag=1)
+    assert owners_.owner_of("service/s0@prod") is not owners_.owner_of("service/s2@prod")
+    for step, (name, serial) in enumerate([("s2", "SN1"), ("s2", "SN0"), ("s0", "SN1")]):
+        owners_.feed(_value(observed(name, time=at(hours=step), id=f"e{step}", owner="team-a",
+                                     identifiers={"serial_number": serial})))  # fmt: skip
+    owners_.catch_up()
+    assert owners_.operations == {"rehomed": 2} and owners_.foreign_writes == []
+    for engine in owners_.engines:
+        records = sorted(record.id for record in engine.state.cmdb.records())
+        assert records == ["service/s0@prod", "service/s2@prod"]
+
+
 @st.composite
 def sighting(draw: st.DrawFn, step: int, when: Any) -> dict[str, Any]:
     """A host, or a service with relations to hosts, services and CIs never observed; either

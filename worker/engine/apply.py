@@ -82,10 +82,19 @@ def _judged_at(state: State, event: InputEvent, home: str, now: datetime) -> lis
     return HANDLERS[type(event.payload)](state, event, event.payload, now)
 
 
+MAX_HOPS = 3
+"""How often an event is sent on before it is judged where it is (views lagging that far)."""
+
+
 def _rehomed(state: State, rehomed: Rehomed, now: datetime) -> list[Finding]:
-    """An event another owner's partition received about a CI this engine owns."""
+    """An event another owner's partition received about a CI this engine owns, judged here if
+    it lands here as this engine sees it, else sent on (``Rehomed.hops``)."""
     event = rehomed.event()
-    findings = _judged_at(state, event, rehomed.entity, now)
+    home = owners.judged_at(state, event, follow_identifiers=not rehomed.hops)
+    if not state.ownership.owns(home) and rehomed.hops < MAX_HOPS:
+        state.emit(rehomed.model_copy(update={"entity": home, "hops": rehomed.hops + 1}))
+        return []
+    findings = _judged_at(state, event, home, now)
     return [finding.traced(event.extensions) for finding in findings]
 
 

@@ -135,9 +135,15 @@ class Cmdb:
         return retired_at is not None and at <= retired_at
 
     def observe(
-        self, source: str, at: datetime, observed: ObservedCI, retracts: bool = True
+        self,
+        source: str,
+        at: datetime,
+        observed: ObservedCI,
+        retracts: bool = True,
+        follow_identifiers: bool = True,
     ) -> Observation | None:
-        """Record that ``source`` saw ``observed`` at ``at``, merging strong-identifier twins.
+        """Record that ``source`` saw ``observed`` at ``at``, merging strong-identifier twins
+        (unless ``follow_identifiers`` is false).
 
         ``retracts``: an attribute sent as null withdraws this source's value of it (a discovery
         report does; a deploy without the attribute merely does not say).
@@ -146,7 +152,7 @@ class Cmdb:
         if self.is_retired(observed.ci_id, at):
             return None
         source = sys.intern(source)
-        ci_id, merged = self._identify(observed, at)
+        ci_id, merged = self._identify(observed, at, follow_identifiers)
         record = self._record_for(ci_id, observed)
         if record.last_seen is None or at >= record.last_seen:
             self._unindex_identifiers(record)  # an identifier's old value identifies it no more
@@ -185,16 +191,18 @@ class Cmdb:
         if any_ranking is not None:
             _rank_attributes(record, any_ranking)
 
-    def landing(self, observed: ObservedCI) -> CIId:
+    def landing(self, observed: ObservedCI, follow_identifiers: bool = True) -> CIId:
         """The CI an observation of ``observed`` lands on: the first other CI holding one of its
-        strong identifiers, else the one its id names (resolved)."""
+        strong identifiers (if they are followed), else the one its id names (resolved)."""
         reported = self.resolve(observed.ci_id)
-        holders = self._holders(observed, reported)
+        holders = self._holders(observed, reported) if follow_identifiers else []
         return holders[0] if holders else _interned_id(reported)
 
-    def _identify(self, observed: ObservedCI, at: datetime) -> tuple[CIId, list[CIId]]:
+    def _identify(
+        self, observed: ObservedCI, at: datetime, follow_identifiers: bool
+    ) -> tuple[CIId, list[CIId]]:
         reported = self.resolve(observed.ci_id)
-        holders = self._holders(observed, reported)
+        holders = self._holders(observed, reported) if follow_identifiers else []
         if not holders:
             return _interned_id(reported), []
         kept = holders[0]

@@ -261,6 +261,10 @@ class Rehomed(_Operation):
     time_inferred: bool
     payload_type: str
     payload: dict[str, Any]
+    hops: int = 0
+    """Owners it was sent on by before: one whose view did not see the event land on a CI it
+    owns (the sender's view was older) sends it on to where it lands, strong identifiers no
+    longer followed (a later sighting merges, once the views agree)."""
 
     @classmethod
     def of(cls, event: InputEvent, entity: str) -> "Rehomed":

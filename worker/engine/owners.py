@@ -45,14 +45,14 @@ def owning_entity(state: State, kind: str, entity_id: str) -> str:
     return entity_id
 
 
-def judged_at(state: State, event: InputEvent) -> str:
+def judged_at(state: State, event: InputEvent, follow_identifiers: bool = True) -> str:
     """The entity whose owner judges ``event``: its home key (``ownership.home_key``; its
     source if it names none), but a CI's as it lands in this engine's graph (an alias resolved,
-    an observation's strong identifier held by another CI)."""
+    an observation's strong identifier held by another CI, if followed)."""
     home = home_key(event) or event.source
     payload = event.payload
     if isinstance(payload, CIObserved):
-        return state.cmdb.landing(payload.ci)
+        return state.cmdb.landing(payload.ci, follow_identifiers)
     if isinstance(payload, CIRetired | Deploy | Incident):
         return state.cmdb.resolve(CIId(home))
     return home
