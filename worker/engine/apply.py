@@ -76,9 +76,11 @@ DEADLINE_HANDLERS: dict[DeadlineKind, DeadlineHandler] = {
 }
 
 
-def _judged_at(state: State, event: InputEvent, home: str, now: datetime) -> list[Finding]:
+def _judged_at(
+    state: State, event: InputEvent, home: str, now: datetime, follow_identifiers: bool = True
+) -> list[Finding]:
     """Apply ``event`` on the owner of ``home``, the entity it belongs to."""
-    state.home = home
+    state.home, state.follow_identifiers = home, follow_identifiers
     return HANDLERS[type(event.payload)](state, event, event.payload, now)
 
 
@@ -89,12 +91,12 @@ MAX_HOPS = 3
 def _rehomed(state: State, rehomed: Rehomed, now: datetime) -> list[Finding]:
     """An event another owner's partition received about a CI this engine owns, judged here if
     it lands here as this engine sees it, else sent on (``Rehomed.hops``)."""
-    event = rehomed.event()
-    home = owners.judged_at(state, event, follow_identifiers=not rehomed.hops)
+    event, follow = rehomed.event(), not rehomed.hops
+    home = owners.judged_at(state, event, follow)
     if not state.ownership.owns(home) and rehomed.hops < MAX_HOPS:
         state.emit(rehomed.model_copy(update={"entity": home, "hops": rehomed.hops + 1}))
         return []
-    findings = _judged_at(state, event, home, now)
+    findings = _judged_at(state, event, home, now, follow)
     return [finding.traced(event.extensions) for finding in findings]
 
 

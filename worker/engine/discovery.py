@@ -30,8 +30,9 @@ def on_observed(
     state: State, event: InputEvent, payload: CIObserved, now: datetime
 ) -> list[Finding]:
     retracts = event.type == DISCOVERY_REPORT  # a deploy's missing customData is no retraction
-    follow = state.cmdb.landing(payload.ci) == state.home  # else they led to a CI not there
-    observation = state.cmdb.observe(event.source, event.time, payload.ci, retracts, follow)
+    observation = state.cmdb.observe(
+        event.source, event.time, payload.ci, retracts, state.follow_identifiers
+    )
     if observation is None:
         return []
     record = state.cmdb.get(observation.ci_id)

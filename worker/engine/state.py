@@ -45,6 +45,9 @@ class State:
     home: str = ""
     """The entity the event being judged belongs to (``owners.judged_at``): the owner partition
     its per-owner partials count in."""
+    follow_identifiers: bool = True
+    """Whether the event being judged merges by strong identifier (not once an owner found its
+    identifiers led to a CI that does not hold them: ``Rehomed.hops``)."""
 
     changes: dict[str, ChangeRecord] = field(default_factory=dict)
     """Kind ``change``, keyed by change id."""
