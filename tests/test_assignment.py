@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from kafka.protocol.consumer.metadata import (
     ConsumerProtocolAssignment,
     ConsumerProtocolSubscription,
@@ -13,9 +15,13 @@ from kafka.protocol.consumer.metadata import (
 
 from cmdb_worker.worker.assignment import (
     NOT_ACTIVE,
+    PARTITIONED_PROTOCOL,
     PROTOCOL,
     ActiveStandbyAssignor,
     Claim,
+    Held,
+    PartitionedAssignor,
+    spread,
 )
 
 TOPICS = ["t.discovery", "t.cicd"]
@@ -112,3 +118,100 @@ def test_unknown_topics_are_left_out() -> None:
     only = Member("a-member", "a", subscription)
     assignment = ActiveStandbyAssignor(lambda: True).assign(Cluster(), [only])["a-member"]
     assert {p.topic for p in assignment.partitions()} == {"t.discovery"}
+
+
+# ------------------------------------------------------------------------------ partitioned
+PARTITIONED_TOPICS = {"t.discovery": set(range(6)), "t.cicd": set(range(6)), "t.ops": set(range(6))}
+
+
+class SixPartitions:
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        return PARTITIONED_TOPICS.get(topic)
+
+
+def joining(name: str, held: Held) -> Member:
+    subscription = ConsumerProtocolSubscription(0, sorted(PARTITIONED_TOPICS), held.encode())
+    return Member(f"{name}-member", name, subscription)
+
+
+def test_each_member_gets_the_same_partition_numbers_of_every_topic() -> None:
+    """Co-partitioned: whatever topic an entity's events arrive on, one member owns its
+    partition; three members share six partitions two each, none twice."""
+    members = [joining(name, Held()) for name in ("a", "b", "c")]
+    assignments = PartitionedAssignor().assign(SixPartitions(), members)
+    numbers = {}
+    for member_id, assignment in assignments.items():
+        by_topic = {topic: set(parts) for topic, parts in assignment.assigned_partitions}
+        assert set(by_topic) == set(PARTITIONED_TOPICS)
+        assert len({frozenset(parts) for parts in by_topic.values()}) == 1
+        numbers[member_id] = by_topic["t.ops"]
+    assert sorted(len(mine) for mine in numbers.values()) == [2, 2, 2]
+    assert set().union(*numbers.values()) == set(range(6))
+
+
+def test_a_member_joining_takes_partitions_only_from_those_above_their_share() -> None:
+    """Sticky: when a third member joins two that hold 3 each, each gives up one, and keeps
+    the rest it held."""
+    owned = spread(6, {"a": Held(4, (0, 1, 2)), "b": Held(4, (3, 4, 5)), "c": Held()})
+    assert len(owned["c"]) == 2
+    assert set(owned["a"]) <= {0, 1, 2} and set(owned["b"]) <= {3, 4, 5}
+
+
+def test_a_partition_two_members_claim_goes_to_the_later_generation() -> None:
+    """A zombie that was replaced still claims what it held, in an older generation."""
+    owned = spread(2, {"zombie": Held(3, (0, 1)), "new": Held(5, (0,))})
+    assert owned == {"new": [0], "zombie": [1]}
+
+
+def test_the_spread_does_not_depend_on_member_order_and_unreadable_claims_hold_nothing() -> None:
+    garbage = Member("g-member", "g", ConsumerProtocolSubscription(0, ["t.ops"], b"\xff"))
+    members = [joining("b", Held(2, (0, 1, 2, 3, 4, 5))), garbage]
+    forward = PartitionedAssignor().assign(SixPartitions(), members)
+    backward = PartitionedAssignor().assign(SixPartitions(), list(reversed(members)))
+    assert {m: a.assigned_partitions for m, a in forward.items()} == {
+        m: a.assigned_partitions for m, a in backward.items()
+    }
+    assert forward["g-member"].assigned_partitions == [("t.ops", [3, 4, 5])]  # b keeps 0-2
+
+
+@given(
+    partitions=st.integers(1, 12),
+    held=st.dictionaries(
+        st.sampled_from("abcdefg"),
+        st.builds(Held, st.integers(-1, 9), st.lists(st.integers(0, 14), max_size=6).map(tuple)),
+        min_size=1,
+    ),
+)
+def test_spread_is_complete_disjoint_balanced_and_keeps_what_it_can(
+    partitions: int, held: dict[str, Held]
+) -> None:
+    """Every partition once; shares differ by at most one; a member keeps as many of the
+    partitions it won (later generation) as its share allows."""
+    owned = spread(partitions, held)
+    every = [p for mine in owned.values() for p in mine]
+    assert sorted(every) == list(range(partitions))
+    sizes = [len(mine) for mine in owned.values()]
+    assert max(sizes) - min(sizes) <= 1
+    won = {name: {p for p, holder in _claim_winners(partitions, held).items() if holder == name}
+           for name in held}  # fmt: skip
+    for name, mine in owned.items():
+        assert len(won[name] & set(mine)) == min(len(won[name]), len(mine))
+
+
+def _claim_winners(partitions: int, held: dict[str, Held]) -> dict[int, str]:
+    """The claims' winners, recounted plainly: latest generation, then smallest name."""
+    winners: dict[int, str] = {}
+    for partition in range(partitions):
+        claimants = [(-h.generation, name) for name, h in held.items() if partition in h.partitions]
+        if claimants:
+            winners[partition] = min(claimants)[1]
+    return winners
+
+
+def test_a_partitioned_member_says_what_it_was_given_and_when() -> None:
+    assignor = PartitionedAssignor()
+    assignor.on_assignment(
+        ConsumerProtocolAssignment(0, [("t.ops", [4, 1]), ("t.cicd", [1, 4])], b""), 8
+    )
+    assert Held.decode(assignor.metadata(["t.ops"]).user_data) == Held(8, (1, 4))
+    assert PartitionedAssignor.name == PARTITIONED_PROTOCOL == "cmdb-partitioned"
